@@ -1,0 +1,133 @@
+"""How fast is the shared trainer? Ratios measured in one run, on one machine.
+
+For the MNIST-1D CNN and MLP at batch 100 (Adam), this prints:
+
+(a) ``Trainer.train_epoch`` against a bare hand-written loop (index slices of device tensors,
+    ``loss.backward(); opt.step()``, nothing else): the limit. Target: <= 1.10x.
+(b) ``Trainer.train_epoch`` against a textbook ``DataLoader(TensorDataset)`` loop. Target: faster.
+(c) ``snapshot()`` + ``restore()`` as a fraction of one epoch. Target: <= 2 %.
+(d) the optimizer's ``foreach=True`` path against torch's CPU default (a per-tensor loop).
+
+Each timing is the median over ``--repeats`` epochs, the variants interleaved so that machine
+noise hits them alike. Run: ``python benchmarks/trainer_throughput.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+import hpo
+from trainers import Trainer
+
+
+def bare_epoch(model, opt, x, y, bs: int, gen: torch.Generator) -> None:
+    perm = torch.randperm(len(y), generator=gen, device=x.device)
+    for i in range(0, len(y), bs):
+        idx = perm[i : i + bs]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def dataloader_epoch(model, opt, loader: DataLoader) -> None:
+    for xb, yb in loader:
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def bench(model_name: str, repeats: int, device: str) -> dict[str, float]:
+    task = hpo.Task(model=model_name, optimizer="adam", batch_size=100, device=device)
+    data = task.load_data()
+
+    def fresh(foreach: bool = True) -> Trainer:
+        trainer = task.build_trainer(data)
+        if not foreach:
+            trainer.optimizer = torch.optim.Adam(
+                trainer.model.parameters(), lr=1e-2, foreach=False
+            )
+        return trainer
+
+    ours, bare, loader_t, no_foreach = fresh(), fresh(), fresh(), fresh(foreach=False)
+    gen = torch.Generator(device=data.device).manual_seed(0)
+    loader = DataLoader(
+        TensorDataset(data.x_train, data.y_train),
+        batch_size=100,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    timings: dict[str, list[float]] = {k: [] for k in ("ours", "bare", "loader", "no_foreach")}
+    # warm-up: allocator, oneDNN primitives, optimizer state
+    for _ in range(2):
+        ours.train_epoch(1e-2)
+        bare_epoch(bare.model, bare.optimizer, data.x_train, data.y_train, 100, gen)
+        dataloader_epoch(loader_t.model, loader_t.optimizer, loader)
+        no_foreach.train_epoch(1e-2)
+    for _ in range(repeats):
+        timings["ours"] += median_time(lambda: ours.train_epoch(1e-2), 1)
+        timings["bare"] += median_time(
+            lambda: bare_epoch(bare.model, bare.optimizer, data.x_train, data.y_train, 100, gen), 1
+        )
+        timings["loader"] += median_time(
+            lambda: dataloader_epoch(loader_t.model, loader_t.optimizer, loader), 1
+        )
+        timings["no_foreach"] += median_time(lambda: no_foreach.train_epoch(1e-2), 1)
+
+    snap = ours.snapshot()
+    snap_times = median_time(lambda: (ours.snapshot(out=snap), ours.restore(snap)), 200)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    med["snapshot_restore"] = statistics.median(snap_times)
+    med["snapshot_bytes"] = snap.nbytes()
+    return med
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="epochs timed per variant")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    args = parser.parse_args()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+        f"median of {args.repeats} epochs each (3,600 examples, batch 100, Adam)\n"
+    )
+    header = (
+        f"{'model':<5} {'ours':>8} {'bare':>8} {'(a) ours/bare':>14} {'DataLoader':>11} "
+        f"{'(b) ours/DL':>12} {'(c) snap+rest':>14} {'(d) no-foreach/foreach':>23}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in ("cnn", "mlp"):
+        m = bench(name, args.repeats, args.device)
+        print(
+            f"{name:<5} {m['ours'] * 1e3:6.1f}ms {m['bare'] * 1e3:6.1f}ms "
+            f"{m['ours'] / m['bare']:13.3f}x {m['loader'] * 1e3:9.1f}ms "
+            f"{m['ours'] / m['loader']:11.3f}x "
+            f"{m['snapshot_restore'] / m['ours']:13.2%} "
+            f"{m['no_foreach'] / m['ours']:22.3f}x"
+        )
+    print(
+        "\ntargets: (a) <= 1.10x   (b) < 1.00x   (c) <= 2 % of an epoch   "
+        "(d) > 1 means foreach is faster"
+    )
+
+
+if __name__ == "__main__":
+    main()

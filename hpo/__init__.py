@@ -1,0 +1,51 @@
+"""Online hyperparameter optimization of deep-learning training.
+
+The public API: the contracts (``Strategy``, ``Task``, ``Budget``, ``History``, ``Callback``,
+``Recorder``), ``run`` (one strategy, one MLflow run) and the MLflow and progress callbacks.
+Strategies live in the ``strategies`` package, the trainer in ``trainers``.
+
+Example:
+    >>> import hpo
+    >>> from strategies import Schedule
+    >>> history = hpo.run(hpo.testing.boring_task(), Schedule(kind="cosine", lr=0.02),
+    ...                   tracking=False)
+    >>> history.status, history.epochs
+    ('finished', 3)
+"""
+
+from __future__ import annotations
+
+from hpo import exceptions, testing
+from hpo._base import BaseStrategy
+from hpo._budget import Budget
+from hpo._callbacks import Callback
+from hpo._experimental import experimental
+from hpo._history import Decision, EpochRecord, History
+from hpo._plots import plot_history
+from hpo._progress import ProgressPrinter
+from hpo._recorder import Recorder
+from hpo._run import run
+from hpo._strategy import Strategy
+from hpo._task import Task
+from hpo._tracking import MLflowCallback
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseStrategy",
+    "Budget",
+    "Callback",
+    "Decision",
+    "EpochRecord",
+    "History",
+    "MLflowCallback",
+    "ProgressPrinter",
+    "Recorder",
+    "Strategy",
+    "Task",
+    "exceptions",
+    "experimental",
+    "plot_history",
+    "run",
+    "testing",
+]

@@ -1,0 +1,60 @@
+"""``Budget``: how much work a strategy may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpo._validation import check_range
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """Limits on a strategy's run; the run ends at the first epoch boundary where one is reached.
+
+    ``epochs`` counts the epochs of the trajectory the strategy keeps (Hyperdyn's discarded
+    branch does not add one); ``steps``, ``examples`` and ``seconds`` count everything the
+    strategy *spent* (branches, population members and rejected steps included), so that two
+    strategies can be held to the same compute.
+
+    Args:
+        epochs: Epochs of the kept trajectory, >= 1.
+        steps: Optimizer steps spent, >= 1.
+        examples: Training examples spent, >= 1.
+        seconds: Wall time in seconds, > 0 (evaluation and the strategy's own work included).
+
+    Raises:
+        ValueError: No limit is set, or a limit is out of range.
+
+    Example:
+        >>> Budget(epochs=20)
+        Budget(epochs=20, steps=None, examples=None, seconds=None)
+    """
+
+    epochs: int | None = None
+    steps: int | None = None
+    examples: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps", "examples"):
+            value = getattr(self, name)
+            if value is not None:
+                check_range("Budget", name, value, 1, integer=True)
+        if self.seconds is not None:
+            check_range("Budget", "seconds", self.seconds, 0.0, low_closed=False)
+        if all(getattr(self, f) is None for f in ("epochs", "steps", "examples", "seconds")):
+            raise ValueError(
+                "Budget needs at least one of `epochs`, `steps`, `examples` or `seconds`, "
+                "but got none."
+            )
+
+    def reached(
+        self, *, epochs: int, spent_steps: int, spent_examples: int, seconds: float
+    ) -> bool:
+        """True when any limit is reached."""
+        return (
+            (self.epochs is not None and epochs >= self.epochs)
+            or (self.steps is not None and spent_steps >= self.steps)
+            or (self.examples is not None and spent_examples >= self.examples)
+            or (self.seconds is not None and seconds >= self.seconds)
+        )

@@ -1,0 +1,63 @@
+"""Plots of histories, drawn on ``matplotlib.figure.Figure`` objects (no pyplot state)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from hpo._history import History
+
+
+def plot_history(history: History, *, title: str | None = None) -> Figure:
+    """Accuracy (train and validation) and the learning rate against epochs.
+
+    Args:
+        history: A run's history.
+        title: Figure title (default: the strategy's name and status).
+
+    Returns:
+        A matplotlib ``Figure`` with two panels; save it with ``fig.savefig(path)``.
+
+    Example:
+        >>> from hpo import History
+        >>> fig = plot_history(History(strategy="constant"))
+        >>> len(fig.axes)
+        2
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 5.5), layout="constrained")
+    ax_acc, ax_lr = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    epochs = history.column("epoch")
+    ax_acc.plot(epochs, [100 * a for a in history.column("train_acc")], label="train", lw=1.5)
+    ax_acc.plot(epochs, [100 * a for a in history.column("val_acc")], label="validation", lw=1.5)
+    if history.best is not None:
+        ax_acc.scatter(
+            [history.best.epoch],
+            [100 * history.best.val_acc],
+            color="k",
+            zorder=3,
+            label=f"best val {history.best.val_acc:.1%}",
+        )
+    if history.diverged_epoch is not None:
+        ax_acc.axvline(history.diverged_epoch, color="r", ls="--", label="diverged")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(loc="lower right")
+
+    lrs = history.column("lr")
+    ax_lr.plot(epochs, lrs, color="C2", lw=1.5, label="mean lr")
+    lo, hi = history.column("lr_min"), history.column("lr_max")
+    if any(a != b for a, b in zip(lo, hi) if math.isfinite(a) and math.isfinite(b)):
+        ax_lr.fill_between(epochs, lo, hi, color="C2", alpha=0.2, label="lr range")
+        ax_lr.legend(loc="best")
+    if all(v > 0 for v in lrs if math.isfinite(v)) and any(math.isfinite(v) for v in lrs):
+        ax_lr.set_yscale("log")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("epoch")
+    ax_lr.grid(alpha=0.3)
+    fig.suptitle(title or f"{history.strategy} ({history.status})")
+    return fig

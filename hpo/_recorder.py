@@ -1,0 +1,229 @@
+"""``Recorder``: the bookkeeping every strategy shares.
+
+A strategy's ``run`` opens a ``Recorder`` as a context manager and reports each epoch of the
+trajectory it keeps; the recorder evaluates on the validation split, fills the ``History``,
+checks the budget, detects divergence, keeps a copy of the best weights, tells the callbacks,
+and on exit scores the final and the best weights on the test split. However the block is left
+(normally, on divergence, by an exception, by Optuna pruning) the history gets its status and
+every callback its ``on_run_end``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from hpo._history import Decision, EpochRecord, History
+
+if TYPE_CHECKING:
+    from hpo._budget import Budget
+    from hpo._callbacks import Callback
+    from trainers import Counters, EpochResult, EvalResult, Snapshot, Trainer
+
+
+class Recorder:
+    """Records a strategy's run into a ``History`` and notifies callbacks.
+
+    Args:
+        strategy: The strategy (its ``name`` and ``config`` go into the history).
+        trainer: The trainer of the kept trajectory.
+        budget: The run's limits.
+        callbacks: Observers of the run.
+        keep_best: Keep an in-memory copy of the weights with the best validation accuracy so
+            far, to score them on the test split at the end.
+
+    Example:
+        >>> import hpo
+        >>> from strategies import Constant
+        >>> trainer = hpo.testing.boring_task().build_trainer()
+        >>> with hpo.Recorder(Constant(lr=0.05), trainer, hpo.Budget(epochs=2)) as rec:
+        ...     while not rec.done:
+        ...         _ = rec.end_epoch(trainer.train_epoch(0.05))
+        >>> rec.history.status, rec.history.epochs
+        ('finished', 2)
+    """
+
+    def __init__(
+        self,
+        strategy: Any,
+        trainer: Trainer,
+        budget: Budget,
+        callbacks: Sequence[Callback] = (),
+        *,
+        keep_best: bool = True,
+    ) -> None:
+        config = getattr(strategy, "config", None)
+        self.history = History(
+            strategy=getattr(strategy, "name", type(strategy).__name__),
+            config=asdict(config) if is_dataclass(config) else {},  # type: ignore[arg-type]
+        )
+        self.trainer = trainer
+        self.budget = budget
+        self.callbacks = list(callbacks)
+        self._keep_best = keep_best
+        self._best: Snapshot | None = None
+        self._pending: list[Decision] = []
+        self._start = time.perf_counter()
+        self._started = False
+
+    # ---------------------------------------------------------------- context
+
+    def __enter__(self) -> Recorder:
+        self._start = time.perf_counter()
+        self._started = True
+        for cb in self.callbacks:
+            cb.on_run_start(self.history, self.trainer)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        h = self.history
+        if exc is None:
+            if h.status == "running":
+                h.status = "finished"
+        else:
+            h.status = _status_of(exc)
+            if h.status == "failed":
+                h.error = f"{type(exc).__name__}: {exc}"
+        if self._pending:  # decisions after the last epoch stay in the history
+            (h.records[-1].decisions if h.records else h.decisions).extend(self._pending)
+            self._pending = []
+        if exc is None or h.status == "pruned":
+            self._score_on_test()
+        for cb in self.callbacks:
+            cb.on_run_end(h)
+
+    # ---------------------------------------------------------------- what strategies call
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self._start
+
+    @property
+    def done(self) -> bool:
+        """True when the run diverged or the budget is used up."""
+        if self.history.status != "running":
+            return True
+        spent = self.trainer.spent
+        return self.budget.reached(
+            epochs=self.history.epochs,
+            spent_steps=spent.steps,
+            spent_examples=spent.examples,
+            seconds=self.elapsed,
+        )
+
+    def decide(self, lr: float, accepted: bool, reason: str, **details: Any) -> Decision:
+        """Record a decision; it is attached to the next epoch's record."""
+        decision = Decision(
+            epoch=self.history.epochs,
+            lr=float(lr),
+            accepted=bool(accepted),
+            reason=reason,
+            details=details,
+        )
+        self._pending.append(decision)
+        for cb in self.callbacks:
+            cb.on_decision(self.history, decision)
+        return decision
+
+    def end_epoch(
+        self,
+        result: EpochResult,
+        *,
+        val: EvalResult | None = None,
+        metrics: dict[str, float] | None = None,
+        spent: Counters | None = None,
+    ) -> EpochRecord:
+        """Record one epoch of the kept trajectory (the trainer's current weights).
+
+        Args:
+            result: What ``train_epoch`` / ``run_epoch`` returned for the kept trajectory.
+            val: The validation score of the current weights, if the strategy has it already
+                (it is computed otherwise).
+            metrics: Strategy-specific signals to log with the epoch.
+            spent: The work spent so far, when it is not ``trainer.spent`` (a population).
+
+        Returns:
+            The record. If the loss is not finite, the history's status becomes ``diverged``
+            and ``done`` turns True.
+        """
+        trainer = self.trainer
+        if val is None:
+            val = trainer.evaluate() if not result.diverged else _nan_eval()
+        spent = trainer.spent if spent is None else spent
+        c = trainer.counters
+        record = EpochRecord(
+            epoch=self.history.epochs + 1,
+            lr=result.lr_mean,
+            lr_min=result.lr_min,
+            lr_max=result.lr_max,
+            train_loss=result.loss,
+            train_acc=result.acc,
+            val_loss=val.loss,
+            val_acc=val.acc,
+            steps=c.steps,
+            examples=c.examples,
+            spent_steps=spent.steps,
+            spent_examples=spent.examples,
+            wall_time=self.elapsed,
+            decisions=self._pending,
+            metrics=dict(metrics or {}),
+        )
+        self._pending = []
+        h = self.history
+        h.records.append(record)
+        if record.diverged:
+            h.status = "diverged"
+            h.diverged_epoch = record.epoch
+        elif math.isfinite(record.val_acc) and (
+            h.best_epoch is None or record.val_acc > h.records[h.best_epoch - 1].val_acc
+        ):
+            h.best_epoch = record.epoch
+            if self._keep_best:
+                self._best = trainer.snapshot(out=self._best)
+        for cb in self.callbacks:
+            cb.on_epoch_end(h, record)
+        return record
+
+    # ---------------------------------------------------------------- end of run
+
+    def _score_on_test(self) -> None:
+        h, trainer = self.history, self.trainer
+        if h.status != "diverged" and h.records:
+            final = trainer.test()
+            h.test_loss, h.test_acc = final.loss, final.acc
+        if h.best_epoch is None:
+            return
+        if h.best_epoch == h.epochs and h.status != "diverged":
+            h.best_test_loss, h.best_test_acc = h.test_loss, h.test_acc
+        elif self._best is not None:
+            current = trainer.snapshot()
+            trainer.restore(self._best)
+            best = trainer.test()
+            trainer.restore(current)
+            h.best_test_loss, h.best_test_acc = best.loss, best.acc
+
+
+def _nan_eval() -> EvalResult:
+    from trainers import EvalResult
+
+    return EvalResult(math.nan, math.nan)
+
+
+def _status_of(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    try:
+        from optuna.exceptions import TrialPruned
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        return "failed"
+    return "pruned" if isinstance(exc, TrialPruned) else "failed"

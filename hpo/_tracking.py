@@ -1,0 +1,237 @@
+"""``MLflowCallback``: one MLflow run per strategy run.
+
+It talks to MLflow through an explicit ``MlflowClient`` (never the fluent API's global active
+run), so that several runs, threads or a study's trials can log side by side. A comparison or a
+study is a parent run; each strategy run is a child (``parent_run_id``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hpo._callbacks import Callback
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from hpo._history import EpochRecord, History
+    from trainers import Trainer
+
+#: How ``History.status`` maps onto MLflow's run statuses.
+MLFLOW_STATUS = {
+    "finished": "FINISHED",
+    "diverged": "FAILED",
+    "failed": "FAILED",
+    "pruned": "KILLED",
+    "interrupted": "KILLED",
+    "running": "FAILED",
+}
+DEFAULT_EXPERIMENT = "hpo"
+
+
+class MLflowCallback(Callback):
+    """Log a strategy's run to MLflow.
+
+    Params: the task's (``dataset``, ``model``, ...) and the strategy's config, the latter
+    prefixed ``strategy.``; tag ``hpo.strategy``. Metrics per epoch with ``step=epoch``: ``lr``,
+    ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``spent_steps`` and the strategy's
+    own signals. At the end: ``test_loss``, ``test_acc``, ``best_val_acc``, ``best_test_acc``,
+    the History as ``history.json`` and the plot ``plots/history.png``; the run's status is
+    ``FINISHED``, or ``FAILED`` when it diverged or raised (tag ``hpo.status`` says which).
+
+    Args:
+        tracking_uri: Where to log; ``None`` uses ``MLFLOW_TRACKING_URI`` or MLflow's default.
+        experiment: Experiment name (created when missing).
+        run_name: The run's name (default: the strategy's name).
+        parent_run_id: Nest the run under this one. When ``None`` and a fluent
+            ``mlflow.start_run()`` block is active, the run is nested under that run.
+        params: Extra params to log.
+        tags: Extra tags.
+        log_artifacts: Log the History JSON and the plot at the end.
+
+    Attributes:
+        run_id: The MLflow run's id, once the run has started.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str | None = None,
+        experiment: str = DEFAULT_EXPERIMENT,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        log_artifacts: bool = True,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.parent_run_id = parent_run_id
+        self.params = dict(params or {})
+        self.tags = dict(tags or {})
+        self.log_artifacts = log_artifacts
+        self.run_id: str | None = None
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    # ---------------------------------------------------------------- hooks
+
+    def on_run_start(self, history: History, trainer: Trainer) -> None:
+        parent = self.parent_run_id or _active_fluent_run_id()
+        tags = {"hpo.strategy": history.strategy, **self.tags}
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        self.run_id = start_run(
+            self.client, self.experiment, self.run_name or history.strategy, tags
+        )
+        params = {
+            **history.task,
+            **{f"strategy.{k}": v for k, v in history.config.items()},
+            "model_parameters": n_params,
+            "device": str(trainer.device),
+            **self.params,
+        }
+        log_params(self.client, self.run_id, params)
+
+    def on_epoch_end(self, history: History, record: EpochRecord) -> None:
+        if self.run_id is not None:
+            log_metrics(self.client, self.run_id, epoch_metrics(record), step=record.epoch)
+
+    def on_run_end(self, history: History) -> None:
+        if self.run_id is None:
+            return
+        client, run_id = self.client, self.run_id
+        final = {
+            "test_loss": history.test_loss,
+            "test_acc": history.test_acc,
+            "best_test_loss": history.best_test_loss,
+            "best_test_acc": history.best_test_acc,
+        }
+        if history.best is not None:
+            final["best_val_acc"] = history.best.val_acc
+            final["best_epoch"] = history.best.epoch
+        log_metrics(client, run_id, final, step=history.epochs)
+        if history.diverged_epoch is not None:
+            final_tags = {"hpo.diverged_epoch": str(history.diverged_epoch)}
+        else:
+            final_tags = {}
+        final_tags["hpo.status"] = history.status
+        if history.error:
+            final_tags["hpo.error"] = history.error[:5000]
+        for k, v in final_tags.items():
+            client.set_tag(run_id, k, v)
+        if self.log_artifacts:
+            try:
+                log_history_artifacts(client, run_id, history)
+            except Exception as err:  # an artifact store problem must not hide the run's fate
+                client.set_tag(run_id, "hpo.artifact_error", f"{type(err).__name__}: {err}"[:5000])
+        client.set_terminated(run_id, MLFLOW_STATUS.get(history.status, "FAILED"))
+
+
+# =============================================================================================
+# Helpers shared with compare / the Optuna glue
+# =============================================================================================
+
+
+def start_run(client: MlflowClient, experiment: str, run_name: str, tags: dict[str, Any]) -> str:
+    """Create a run in ``experiment`` (created if missing, race-safe); return its id."""
+    experiment_id = get_or_create_experiment(client, experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    return str(run.info.run_id)
+
+
+def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except MlflowException:  # another process created it first
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log params in batches of 100, values as strings cut to MLflow's 6,000 characters."""
+    from mlflow.entities import Param
+
+    items = [Param(_key(k), _param_value(v)) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(
+    client: MlflowClient, run_id: str, metrics: Mapping[str, float], *, step: int
+) -> None:
+    """Log numeric metrics at ``step`` in one batch (NaN is kept: MLflow stores it)."""
+    from mlflow.entities import Metric
+
+    ts = int(time.time() * 1000)
+    items = [
+        Metric(_key(k), float(v), ts, step)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float))
+    ]
+    for i in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[i : i + 1000])
+
+
+def epoch_metrics(record: EpochRecord) -> dict[str, float]:
+    """The numbers of one epoch that go to MLflow."""
+    out: dict[str, float] = {
+        "lr": record.lr,
+        "train_loss": record.train_loss,
+        "train_acc": record.train_acc,
+        "val_loss": record.val_loss,
+        "val_acc": record.val_acc,
+        "steps": record.steps,
+        "spent_steps": record.spent_steps,
+        "spent_examples": record.spent_examples,
+        "wall_time": record.wall_time,
+    }
+    if record.lr_min != record.lr_max and math.isfinite(record.lr_min):
+        out["lr_min"], out["lr_max"] = record.lr_min, record.lr_max
+    out.update(record.metrics)
+    return out
+
+
+def log_history_artifacts(client: MlflowClient, run_id: str, history: History) -> None:
+    """The History as ``history.json`` and its plot as ``plots/history.png``."""
+    from hpo._plots import plot_history
+
+    client.log_text(run_id, history.to_json(indent=1), "history.json")
+    if history.records:
+        fig = plot_history(history)
+        client.log_figure(run_id, fig, "plots/history.png")
+
+
+def _active_fluent_run_id() -> str | None:
+    import mlflow
+
+    active = mlflow.active_run()
+    return None if active is None else str(active.info.run_id)
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^\w\-. /]", "_", str(name))[:250]
+
+
+def _param_value(value: Any) -> str:
+    return str(value)[:6000]

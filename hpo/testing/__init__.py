@@ -1,0 +1,20 @@
+"""Test helpers for strategy authors: ``boring_task`` and ``StrategyTestSuite``.
+
+``StrategyTestSuite`` needs pytest; it is imported on first use so that ``import hpo`` does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpo.testing._tasks import boring_task
+
+__all__ = ["StrategyTestSuite", "boring_task"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StrategyTestSuite":
+        from hpo.testing._suite import StrategyTestSuite
+
+        return StrategyTestSuite
+    raise AttributeError(f"module 'hpo.testing' has no attribute {name!r}")

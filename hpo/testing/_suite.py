@@ -1,0 +1,84 @@
+"""``StrategyTestSuite``: the conformance tests every strategy passes (as Optuna's sampler
+tests and torch's ``OptimizerInfo``).
+
+Subclass it in ``tests/strategies/test_<name>.py`` and supply a ``strategy`` fixture::
+
+    class TestConstant(StrategyTestSuite):
+        @pytest.fixture
+        def strategy(self):
+            return Constant(lr=0.05)
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+import hpo
+from hpo.testing._tasks import boring_task
+
+
+class StrategyTestSuite:
+    """Checks the budget, the History, seeded determinism, pickling and the config round trip."""
+
+    #: Epochs of the runs the suite makes; strategies with warm-up phases may raise it.
+    epochs: int = 3
+
+    @pytest.fixture
+    def strategy(self) -> Any:  # pragma: no cover - subclasses override
+        raise NotImplementedError("Subclasses of StrategyTestSuite supply a `strategy` fixture.")
+
+    def _run(self, strategy: Any, **task_changes: Any) -> hpo.History:
+        task = boring_task(epochs=self.epochs, **task_changes)
+        return hpo.run(task, strategy, tracking=False)
+
+    def test_is_a_strategy(self, strategy: Any) -> None:
+        assert isinstance(strategy, hpo.Strategy)
+        assert strategy.name == strategy.name.lower() and " " not in strategy.name
+
+    def test_respects_epoch_budget_and_records_each_epoch(self, strategy: Any) -> None:
+        history = self._run(strategy)
+        assert history.status == "finished"
+        assert [r.epoch for r in history.records] == list(range(1, self.epochs + 1))
+        steps = [r.steps for r in history.records]
+        assert all(b > a for a, b in zip(steps, steps[1:])), "trajectory steps must grow"
+        spent = [r.spent_steps for r in history.records]
+        assert all(s >= t for s, t in zip(spent, steps)), "spent work includes the trajectory"
+        assert math.isfinite(history.test_acc)
+
+    def test_respects_step_budget(self, strategy: Any) -> None:
+        task = boring_task(epochs=self.epochs)
+        trainer = task.build_trainer()
+        budget = hpo.Budget(epochs=self.epochs, steps=trainer.steps_per_epoch)
+        history = strategy.run(trainer, budget)
+        # The budget is checked at epoch boundaries: the run stops after the first epoch in
+        # which the spent steps reach the limit.
+        assert history.records, "at least one epoch is recorded"
+        assert history.records[-1].spent_steps >= trainer.steps_per_epoch
+        assert all(r.spent_steps < budget.steps for r in history.records[:-1])
+
+    def test_same_seed_same_history(self, strategy: Any) -> None:
+        a, b = self._run(strategy), self._run(pickle.loads(pickle.dumps(strategy)))
+        assert a.column("lr") == b.column("lr")
+        assert a.column("val_acc") == b.column("val_acc")
+        assert a.column("train_loss") == b.column("train_loss")
+
+    def test_learns(self, strategy: Any) -> None:
+        history = self._run(strategy)
+        assert max(history.column("val_acc")) > 0.2, "above the 10 % of chance on MNIST-1D"
+
+    def test_pickles(self, strategy: Any) -> None:
+        clone = pickle.loads(pickle.dumps(strategy))
+        assert type(clone) is type(strategy) and clone.config == strategy.config
+
+    def test_config_round_trip(self, strategy: Any) -> None:
+        config = strategy.config
+        assert type(config)(**asdict(config)) == config
+
+    def test_history_json_round_trip(self, strategy: Any) -> None:
+        history = self._run(strategy)
+        assert hpo.History.from_json(history.to_json()) == history

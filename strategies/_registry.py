@@ -1,0 +1,28 @@
+"""The strategies by their command-line names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strategies._constant import Constant
+from strategies._schedule import Schedule
+
+STRATEGIES: dict[str, type[Any]] = {cls.name: cls for cls in (Constant, Schedule)}
+
+
+def make_strategy(name: str, **options: Any) -> Any:
+    """Build a registered strategy by name, its config from ``options``.
+
+    Raises:
+        ValueError: Unknown ``name`` (the message lists the known ones) or a bad option value.
+        TypeError: An option the strategy's config does not have.
+
+    Example:
+        >>> make_strategy("schedule", kind="step", lr=0.1).config.milestones
+        (0.3, 0.7)
+    """
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Unknown strategy {name!r}; known strategies: {', '.join(sorted(STRATEGIES))}."
+        )
+    return STRATEGIES[name](**options)

@@ -1,0 +1,112 @@
+"""``Schedule``: a manual learning-rate schedule (step, cosine, one-cycle, warm restarts)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from hpo import BaseStrategy, Budget, Callback, History, Recorder
+from hpo._validation import check_choice, check_range
+from trainers import SCHEDULES, LRSchedule, make_schedule
+
+if TYPE_CHECKING:
+    from trainers import Trainer
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """Configuration of ``Schedule``; see ``trainers._schedules`` for the formulas.
+
+    Args:
+        kind: One of ``constant``, ``step``, ``cosine``, ``one-cycle``, ``restarts``.
+        lr: Base (peak) lr, > 0; ``None`` takes the optimizer's default.
+        milestones: ``step``: where the lr drops, as fractions of the run.
+        gamma: ``step``: the factor at each milestone, > 0.
+        final_lr: ``cosine``/``one-cycle``/``restarts``: the lr at the end of a cycle, >= 0.
+        warmup: ``one-cycle``: linear warm-up, a fraction of the run in [0, 1).
+        hold: ``one-cycle``: constant lr after warm-up, a fraction of the run.
+        period: ``restarts``: the first cycle's length, a fraction of the run in (0, 1].
+        mult: ``restarts``: growth of each next cycle's length, >= 1.
+    """
+
+    kind: str = "one-cycle"
+    lr: float | None = None  # base / peak lr; None = the optimizer's default
+    milestones: tuple[float, ...] = (0.3, 0.7)  # SGD-SA's Scheduled-SGD: 30 % / 40 % / 30 %
+    gamma: float = 0.1  # SGD-SA, He et al.: divide by 10 at each milestone
+    final_lr: float = 0.0
+    warmup: float = 0.1  # NOS: W = 800 of T = 8,000 steps
+    hold: float = 0.0  # NOS: H = 0
+    period: float = 0.25  # SGDR: 4 equal cycles by default
+    mult: float = 1.0  # SGDR's T_mult
+
+    def __post_init__(self) -> None:
+        check_choice("ScheduleConfig", "kind", self.kind, SCHEDULES)
+        if self.lr is not None:
+            check_range("ScheduleConfig", "lr", self.lr, 0.0, low_closed=False)
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        self.build(1.0 if self.lr is None else self.lr)  # validates the kind's own fields
+
+    def build(self, lr: float) -> LRSchedule:
+        """The ``trainers`` schedule object with base lr ``lr``."""
+        options: dict[str, object] = {
+            "constant": {},
+            "step": {"milestones": self.milestones, "gamma": self.gamma},
+            "cosine": {"final_lr": self.final_lr},
+            "one-cycle": {"warmup": self.warmup, "hold": self.hold, "final_lr": self.final_lr},
+            "restarts": {"period": self.period, "mult": self.mult, "final_lr": self.final_lr},
+        }[self.kind]
+        try:
+            return make_schedule(self.kind, lr, **options)  # type: ignore[arg-type]
+        except ValueError as err:
+            raise ValueError(str(err).replace(_owner(self.kind), "ScheduleConfig")) from err
+
+
+class Schedule(BaseStrategy):
+    """Follow a fixed schedule, with the lr set at every step.
+
+    The schedule's length is the budget's ``epochs`` (required), so milestones and cycles are
+    placed the same way whatever the length of the run.
+
+    Example:
+        >>> import hpo
+        >>> from strategies import Schedule
+        >>> h = hpo.run(hpo.testing.boring_task(), Schedule(kind="step", lr=0.1,
+        ...             milestones=(0.5,)), budget=hpo.Budget(epochs=2), tracking=False)
+        >>> [round(lr, 6) for lr in h.column("lr")]
+        [0.1, 0.01]
+    """
+
+    name: ClassVar[str] = "schedule"
+    config_class: ClassVar[type] = ScheduleConfig
+    config: ScheduleConfig
+
+    def run(
+        self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
+    ) -> History:
+        if budget.epochs is None:
+            raise ValueError(
+                "Schedule needs `Budget.epochs` to place its milestones, but got "
+                f"budget={budget!r}."
+            )
+        schedule = self.config.build(trainer.lr if self.config.lr is None else self.config.lr)
+        total, per_epoch = float(budget.epochs), trainer.steps_per_epoch
+        first = trainer.counters.steps
+
+        def lr_at(step: int) -> float:
+            return schedule((step - first) / per_epoch, total)
+
+        with Recorder(self, trainer, budget, callbacks) as rec:
+            while not rec.done:
+                rec.end_epoch(trainer.train_epoch(lr_at))
+        return rec.history
+
+
+def _owner(kind: str) -> str:
+    return {
+        "constant": "Constant",
+        "step": "Step",
+        "cosine": "Cosine",
+        "one-cycle": "OneCycle",
+        "restarts": "CosineRestarts",
+    }[kind]

@@ -1,0 +1,668 @@
+"""The shared trainer: one model, one optimizer, data on the device, and the primitives every
+strategy drives.
+
+Read top-down, as airbench's training script reads:
+
+1. counters and results (small dataclasses);
+2. ``Trainer.__init__``;
+3. training: ``train_epoch`` (a given lr, or an lr per step), and ``run_epoch`` with a
+   strategy's own per-minibatch step built from ``forward_backward`` / ``apply_update`` /
+   ``loss_on``;
+4. evaluation: ``evaluate`` and ``test``;
+5. in-memory state: ``snapshot`` / ``restore``;
+6. on-disk state: ``save_checkpoint`` / ``load_checkpoint``.
+
+Speed choices (each measured by ``benchmarks/trainer_throughput.py``):
+
+* data are tensors on the device and a minibatch is an index slice of one ``randperm`` per
+  epoch: no ``DataLoader``, no Python per sample (the DataLoader costs ~13 % of an MNIST-1D CNN
+  epoch and ~66 % of an MLP epoch on 2 CPU cores);
+* the epoch's losses and predictions stay on the device and are reduced once per epoch: one
+  host-device synchronisation per epoch, not per step, and one ``argmax`` per step into a
+  preallocated buffer instead of ``(argmax == y).sum()``;
+* ``snapshot()`` copies into preallocated buffers with one ``torch._foreach_copy_`` per tensor
+  list (no ``deepcopy``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainers._data import DataSplits
+from trainers._validation import check_choice, check_range
+
+LrArg = float | Callable[[int], float]
+StepFn = Callable[[Tensor, Tensor], "StepStats"]
+
+# =============================================================================================
+# 1. Counters and results
+# =============================================================================================
+
+
+@dataclass
+class Counters:
+    """What a budget is measured in.
+
+    ``Trainer.counters`` follows the trajectory (``restore()`` rewinds it); ``Trainer.spent``
+    counts all the work ever done, branches and rejected steps included, and is never rewound.
+
+    Attributes:
+        steps: Optimizer steps (one per minibatch).
+        examples: Training examples seen.
+        epochs: Completed passes over the training split.
+        seconds: Wall time spent training (evaluation excluded).
+    """
+
+    steps: int = 0
+    examples: int = 0
+    epochs: int = 0
+    seconds: float = 0.0
+
+    def copy(self) -> Counters:
+        return dataclasses.replace(self)
+
+
+class StepStats(NamedTuple):
+    """One minibatch's contribution to the epoch's statistics, as device tensors.
+
+    Attributes:
+        loss: The mean loss of the minibatch (a 0-dim tensor).
+        correct: How many examples the model classified correctly (a 0-dim tensor).
+    """
+
+    loss: Tensor
+    correct: Tensor
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """The outcome of one training epoch.
+
+    Attributes:
+        loss: Mean training loss over the epoch's minibatches (NaN/inf if it diverged).
+        acc: Training accuracy over the epoch, a fraction in [0, 1].
+        steps: Optimizer steps taken in this epoch.
+        examples: Examples seen in this epoch.
+        seconds: Wall time of the epoch.
+        lr_mean: Mean lr over the epoch's steps (NaN when ``run_epoch`` set none).
+        lr_min: Smallest lr used in the epoch.
+        lr_max: Largest lr used in the epoch.
+    """
+
+    loss: float
+    acc: float
+    steps: int
+    examples: int
+    seconds: float
+    lr_mean: float = math.nan
+    lr_min: float = math.nan
+    lr_max: float = math.nan
+
+    @property
+    def diverged(self) -> bool:
+        """True when the training loss is not finite."""
+        return not math.isfinite(self.loss)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Loss and accuracy (a fraction in [0, 1]) of the current weights on one split."""
+
+    loss: float
+    acc: float
+
+
+@dataclass
+class Snapshot:
+    """An in-memory copy of everything that determines how training continues.
+
+    Made by ``Trainer.snapshot()`` and put back by ``Trainer.restore()``. Pass an old snapshot
+    as ``out=`` to reuse its buffers: taking a snapshot every epoch then allocates nothing.
+    """
+
+    params: list[Tensor]
+    buffers: list[Tensor]
+    opt_keys: list[tuple[int, str]]  # (param index, state key) of each tensor in opt_tensors
+    opt_tensors: list[Tensor]
+    opt_values: dict[tuple[int, str], Any]  # non-tensor optimizer state
+    opt_empty: list[bool]  # per param: True when the optimizer holds no state for it yet
+    groups: list[dict[str, Any]]  # each param group's hyperparameters (lr, momentum, ...)
+    data_rng: Tensor
+    torch_rng: Tensor
+    cuda_rng: Tensor | None
+    counters: Counters = field(default_factory=Counters)
+
+    def nbytes(self) -> int:
+        """Bytes held by the snapshot's tensors."""
+        tensors = [*self.params, *self.buffers, *self.opt_tensors]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+# =============================================================================================
+# 2. The trainer
+# =============================================================================================
+
+
+class Trainer:
+    """Trains one model with one optimizer on data that live on the device.
+
+    The trainer knows nothing of strategies: it offers the primitives they are built from
+    (train an epoch at an lr or an lr per step; a per-minibatch path; evaluation; in-memory
+    snapshots; checkpoints) and counts the work done.
+
+    Args:
+        model: The network. It is moved to ``device``.
+        optimizer: A ``torch.optim.Optimizer`` over ``model``'s parameters. Strategies set the
+            lr of every step through ``param_groups``.
+        data: The train / validation / test splits. They are moved to ``device`` (a no-op when
+            they are there already, so several trainers can share one copy).
+        batch_size: Minibatch size, >= 1.
+        seed: Seeds the per-epoch permutation of the training split and the trainer's own
+            stream of torch random numbers (dropout); the global RNG is left as it was.
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        precision: ``"fp32"``, or ``"bf16"`` for bf16 autocast of the forward pass on CUDA
+            (ignored, with fp32 used, on other devices).
+        eval_batch_size: Minibatch size of evaluation passes.
+
+    Example:
+        >>> import torch
+        >>> from trainers import Trainer, load_dataset, build_model
+        >>> data = load_dataset("digits")
+        >>> model = build_model("mlp", data.input_shape, data.num_classes)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> trainer = Trainer(model, opt, data, batch_size=64, seed=0, device="cpu")
+        >>> result = trainer.train_epoch(0.1)
+        >>> trainer.counters.epochs
+        1
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: DataSplits,
+        *,
+        batch_size: int = 100,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        eval_batch_size: int = 2048,
+    ) -> None:
+        check_range("Trainer", "batch_size", batch_size, 1, integer=True)
+        check_range("Trainer", "eval_batch_size", eval_batch_size, 1, integer=True)
+        check_range("Trainer", "seed", seed, 0, integer=True)
+        check_choice("Trainer", "precision", precision, ("fp32", "bf16"))
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.optimizer = optimizer
+        self.data = data.to(self.device)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.precision = precision
+        self._amp = precision == "bf16" and self.device.type == "cuda"
+
+        self._params = [p for p in self.model.parameters()]
+        self._buffers = [b for b in self.model.buffers()]
+        self._data_rng = torch.Generator(device=self.device).manual_seed(seed)
+        # The trainer's own stream for stochastic layers (dropout): swapped in around training
+        # so that neither the user's global RNG nor another trainer's stream is disturbed.
+        self._torch_rng = torch.Generator().manual_seed(seed + 1).get_state()
+        self._cuda_rng: Tensor | None = None
+        if self.device.type == "cuda":
+            with torch.random.fork_rng(devices=[self.device]):
+                torch.cuda.manual_seed(seed + 2)
+                self._cuda_rng = torch.cuda.get_rng_state(self.device)
+
+        self.counters = Counters()
+        self.spent = Counters()
+        self.model.train()
+
+    # ------------------------------------------------------------------ convenience
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Minibatches in one pass over the training split (the last one may be short)."""
+        return math.ceil(self.data.num_train / self.batch_size)
+
+    @property
+    def lr(self) -> float:
+        """The lr of the first param group (what the next step uses unless told otherwise)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_hyperparameters(self, **values: Any) -> None:
+        """Set optimizer hyperparameters (``lr``, ``momentum``, ``betas``...) of every group.
+
+        Raises:
+            ValueError: A name is not a hyperparameter of this optimizer.
+        """
+        for name, value in values.items():
+            for group in self.optimizer.param_groups:
+                if name not in group or name == "params":
+                    allowed = sorted(k for k in group if k != "params")
+                    raise ValueError(
+                        f"Trainer.set_hyperparameters: {type(self.optimizer).__name__} has no "
+                        f"hyperparameter {name!r}; it has {allowed}."
+                    )
+                group[name] = value
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The first param group's hyperparameters (``params`` excluded)."""
+        return {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
+
+    # =========================================================================================
+    # 3. Training
+    # =========================================================================================
+
+    def train_epoch(self, lr: LrArg | None = None) -> EpochResult:
+        """Train one pass over the training split.
+
+        Args:
+            lr: The lr of every step (a float >= 0); or a callable that takes the trajectory's
+                step count (``counters.steps`` before the step) and returns that step's lr;
+                or ``None`` to keep the optimizer's current lr.
+
+        Returns:
+            The epoch's mean loss and accuracy, its cost, and the lrs used.
+        """
+        lr_fn: Callable[[int], float] | None = None
+        if lr is None:
+            lr = self.lr
+        if callable(lr):
+            lr_fn = lr
+        else:
+            check_range("Trainer.train_epoch", "lr", lr, 0.0)
+            for g in self.optimizer.param_groups:
+                g["lr"] = float(lr)
+
+        model, opt, groups = self.model, self.optimizer, self.optimizer.param_groups
+        x_all, y_all = self.data.x_train, self.data.y_train
+        n, bs = self.data.num_train, self.batch_size
+        first_step = self.counters.steps
+        lrs: list[float] = []
+        losses: list[Tensor] = []
+        # Predictions go into one buffer (one argmax per step, compared once per epoch): the
+        # textbook (argmax == y).sum() per step costs ~2x as many small ops on CPU.
+        preds = torch.empty(n, dtype=torch.long, device=self.device)
+        start = time.perf_counter()
+        with self._rng_scope():
+            perm = torch.randperm(n, device=self.device, generator=self._data_rng)
+            for k, i in enumerate(range(0, n, bs)):
+                if lr_fn is not None:
+                    value = float(lr_fn(first_step + k))
+                    for g in groups:
+                        g["lr"] = value
+                    lrs.append(value)
+                idx = perm[i : i + bs]
+                opt.zero_grad(set_to_none=True)
+                with self._autocast():
+                    logits = model(x_all[idx])
+                    loss = F.cross_entropy(logits, y_all[idx])
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach())
+                torch.argmax(logits.detach(), dim=1, out=preds[i : i + bs])
+            correct = (preds == y_all[perm]).sum()
+        result = self._finish_epoch(losses, correct, start)
+        if lr_fn is None:
+            lr_f = float(lr)  # type: ignore[arg-type]
+            return dataclasses.replace(result, lr_mean=lr_f, lr_min=lr_f, lr_max=lr_f)
+        return dataclasses.replace(
+            result, lr_mean=math.fsum(lrs) / len(lrs), lr_min=min(lrs), lr_max=max(lrs)
+        )
+
+    def run_epoch(self, step: StepFn) -> EpochResult:
+        """One pass over the training split with a strategy's own per-minibatch step.
+
+        ``step(x, y)`` gets each minibatch (index slices of this epoch's permutation, on the
+        device) and does whatever the strategy wants with the primitives ``forward_backward``,
+        ``apply_update`` and ``loss_on``; it returns the minibatch's ``StepStats``. Each call
+        counts as one optimizer step in ``counters`` and ``spent``.
+
+        Returns:
+            The epoch's mean loss and accuracy (from the returned stats) and its cost.
+        """
+        x_all, y_all = self.data.x_train, self.data.y_train
+        n, bs = self.data.num_train, self.batch_size
+        losses: list[Tensor] = []
+        corrects: list[Tensor] = []
+        start = time.perf_counter()
+        with self._rng_scope():
+            perm = torch.randperm(n, device=self.device, generator=self._data_rng)
+            for i in range(0, n, bs):
+                idx = perm[i : i + bs]
+                stats = step(x_all[idx], y_all[idx])
+                losses.append(stats.loss)
+                corrects.append(stats.correct)
+        correct = torch.stack(corrects).sum() if corrects else torch.zeros(())
+        return self._finish_epoch(losses, correct, start)
+
+    def _finish_epoch(self, losses: list[Tensor], correct: Tensor, start: float) -> EpochResult:
+        """Reduce the epoch's per-step statistics (one synchronisation) and count the work."""
+        n, bs = self.data.num_train, self.batch_size
+        steps = len(losses)
+        stacked = torch.stack(losses).float()
+        if n % bs:  # the last minibatch is short: weight each mean loss by its batch size
+            weights = torch.full((steps,), float(bs), device=stacked.device)
+            weights[-1] = n - bs * (steps - 1)
+            loss_t = (stacked * weights).sum() / n
+        else:
+            loss_t = stacked.mean()
+        mean_loss, acc = float(loss_t.item()), float(correct.item()) / n
+        seconds = time.perf_counter() - start
+        for c in (self.counters, self.spent):
+            c.steps += steps
+            c.examples += n
+            c.epochs += 1
+            c.seconds += seconds
+        return EpochResult(loss=mean_loss, acc=acc, steps=steps, examples=n, seconds=seconds)
+
+    def forward_backward(self, x: Tensor, y: Tensor) -> StepStats:
+        """Zero the gradients, then forward and backward on one minibatch in train mode.
+
+        Args:
+            x: A `b x ...` input batch on the device.
+            y: A `b` tensor of class labels.
+
+        Returns:
+            The minibatch's mean loss (detached) and number of correct predictions.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+        loss.backward()
+        return StepStats(loss.detach(), (logits.detach().argmax(1) == y).sum())
+
+    def apply_update(self, lr: float) -> None:
+        """Take one optimizer step at ``lr`` with the gradients of the last backward pass."""
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.step()
+
+    @torch.no_grad()
+    def loss_on(self, x: Tensor, y: Tensor, *, train_mode: bool = False) -> Tensor:
+        """The mean loss of the current weights on one minibatch, without gradients.
+
+        Args:
+            x: A `b x ...` input batch.
+            y: A `b` tensor of labels.
+            train_mode: Run the forward in train mode (BatchNorm on batch statistics, which
+                also updates its running buffers: the caller restores them if it must).
+                Default: eval mode.
+
+        Returns:
+            A 0-dim tensor on the device (no synchronisation).
+        """
+        if not train_mode:
+            self.model.eval()
+        try:
+            with self._autocast():
+                return F.cross_entropy(self.model(x), y)
+        finally:
+            if not train_mode:
+                self.model.train()
+
+    # =========================================================================================
+    # 4. Evaluation
+    # =========================================================================================
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val") -> EvalResult:
+        """Loss and accuracy of the current weights on ``"val"``, ``"test"`` or ``"train"``."""
+        check_choice("Trainer.evaluate", "split", split, ("val", "test", "train"))
+        x_all, y_all = self.data.split(split)
+        n = len(y_all)
+        if n == 0:
+            return EvalResult(math.nan, math.nan)
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        try:
+            for i in range(0, n, self.eval_batch_size):
+                x, y = x_all[i : i + self.eval_batch_size], y_all[i : i + self.eval_batch_size]
+                with self._autocast():
+                    logits = self.model(x)
+                loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+                correct += (logits.argmax(1) == y).sum()
+        finally:
+            self.model.train()
+        return EvalResult(loss=loss_sum.item() / n, acc=correct.item() / n)
+
+    def test(self) -> EvalResult:
+        """Loss and accuracy on the held-out test split."""
+        return self.evaluate("test")
+
+    @torch.no_grad()
+    def predict_proba(self, split: str = "val") -> Tensor:
+        """Softmax outputs of the current weights on a split: an `n x classes` tensor."""
+        x_all, _ = self.data.split(split)
+        self.model.eval()
+        try:
+            out = [
+                F.softmax(self.model(x_all[i : i + self.eval_batch_size]).float(), dim=1)
+                for i in range(0, len(x_all), self.eval_batch_size)
+            ]
+        finally:
+            self.model.train()
+        return torch.cat(out) if out else torch.empty(0, self.data.num_classes)
+
+    # =========================================================================================
+    # 5. In-memory state
+    # =========================================================================================
+
+    @torch.no_grad()
+    def snapshot(self, out: Snapshot | None = None) -> Snapshot:
+        """Copy parameters, buffers, optimizer state and hyperparameters, RNG states, counters.
+
+        Args:
+            out: A snapshot of this trainer to overwrite in place (no allocation when the
+                optimizer state has the same layout); ``None`` allocates a new one.
+
+        Returns:
+            The snapshot (``out`` itself when it could be reused).
+        """
+        keys, tensors, values, empty = self._optimizer_state_layout()
+        if out is not None and _same_layout(out, keys, tensors, self._params):
+            torch._foreach_copy_(out.params, self._params)
+            if self._buffers:
+                torch._foreach_copy_(out.buffers, self._buffers)
+            if tensors:
+                torch._foreach_copy_(out.opt_tensors, tensors)
+            out.data_rng.copy_(self._data_rng.get_state())
+            out.torch_rng.copy_(self._torch_rng)
+            if out.cuda_rng is not None and self._cuda_rng is not None:
+                out.cuda_rng.copy_(self._cuda_rng)
+            out.opt_values = values
+            out.opt_empty = empty
+            out.groups = self._group_hyperparameters()
+            out.counters = self.counters.copy()
+            return out
+        return Snapshot(
+            params=[p.detach().clone() for p in self._params],
+            buffers=[b.detach().clone() for b in self._buffers],
+            opt_keys=keys,
+            opt_tensors=[t.detach().clone() for t in tensors],
+            opt_values=values,
+            opt_empty=empty,
+            groups=self._group_hyperparameters(),
+            data_rng=self._data_rng.get_state().clone(),
+            torch_rng=self._torch_rng.clone(),
+            cuda_rng=None if self._cuda_rng is None else self._cuda_rng.clone(),
+            counters=self.counters.copy(),
+        )
+
+    @torch.no_grad()
+    def restore(self, snap: Snapshot) -> None:
+        """Put the trainer back to ``snap`` exactly (bit for bit).
+
+        ``spent`` is not rewound: work done on a branch that is thrown away still counts.
+        """
+        if len(snap.params) != len(self._params):
+            raise ValueError("Trainer.restore: the snapshot was taken from another model.")
+        torch._foreach_copy_(self._params, snap.params)
+        if self._buffers:
+            torch._foreach_copy_(self._buffers, snap.buffers)
+        state = self.optimizer.state
+        for i, p in enumerate(self._params):
+            if snap.opt_empty[i]:
+                state.pop(p, None)
+        dst: list[Tensor] = []
+        for (i, key), src in zip(snap.opt_keys, snap.opt_tensors):
+            p_state = state[self._params[i]]
+            cur = p_state.get(key)
+            if not isinstance(cur, Tensor) or cur.shape != src.shape or cur.dtype != src.dtype:
+                p_state[key] = cur = src.clone()
+            dst.append(cur)
+        if dst:
+            torch._foreach_copy_(dst, snap.opt_tensors)
+        for (i, key), value in snap.opt_values.items():
+            state[self._params[i]][key] = value
+        for group, hp in zip(self.optimizer.param_groups, snap.groups):
+            group.update(hp)
+        self._data_rng.set_state(snap.data_rng)
+        self._torch_rng.copy_(snap.torch_rng)
+        if snap.cuda_rng is not None and self._cuda_rng is not None:
+            self._cuda_rng.copy_(snap.cuda_rng)
+        self.counters = snap.counters.copy()
+
+    def _optimizer_state_layout(
+        self,
+    ) -> tuple[list[tuple[int, str]], list[Tensor], dict[tuple[int, str], Any], list[bool]]:
+        keys: list[tuple[int, str]] = []
+        tensors: list[Tensor] = []
+        values: dict[tuple[int, str], Any] = {}
+        empty: list[bool] = []
+        state = self.optimizer.state
+        for i, p in enumerate(self._params):
+            p_state = state.get(p)
+            empty.append(not p_state)
+            if not p_state:
+                continue
+            for key in sorted(p_state):
+                v = p_state[key]
+                if isinstance(v, Tensor):
+                    keys.append((i, key))
+                    tensors.append(v)
+                else:
+                    values[(i, key)] = v
+        return keys, tensors, values, empty
+
+    def _group_hyperparameters(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        """bf16 autocast on CUDA when asked for; otherwise a no-op context (cheaper per step
+        than a disabled ``torch.autocast``)."""
+        if self._amp:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _rng_scope(self) -> Iterator[None]:
+        """Swap the trainer's torch RNG stream in for the duration of a training pass."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self._torch_rng)
+            if self._cuda_rng is not None:
+                torch.cuda.set_rng_state(self._cuda_rng, self.device)
+            try:
+                yield
+            finally:
+                self._torch_rng = torch.get_rng_state()
+                if self._cuda_rng is not None:
+                    self._cuda_rng = torch.cuda.get_rng_state(self.device)
+
+    # =========================================================================================
+    # 6. On-disk state
+    # =========================================================================================
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything ``load_state_dict`` needs to continue training bit-identically."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "data_rng": self._data_rng.get_state(),
+            "torch_rng": self._torch_rng.clone(),
+            "cuda_rng": None if self._cuda_rng is None else self._cuda_rng.clone(),
+            "counters": dataclasses.asdict(self.counters),
+            "spent": dataclasses.asdict(self.spent),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load what ``state_dict`` returned (tensors are moved to this trainer's device)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._data_rng.set_state(state["data_rng"].cpu())
+        self._torch_rng = state["torch_rng"].clone()
+        if state.get("cuda_rng") is not None and self._cuda_rng is not None:
+            self._cuda_rng = state["cuda_rng"].clone()
+        self.counters = Counters(**state["counters"])
+        self.spent = Counters(**state["spent"])
+
+    def save_checkpoint(self, path: str | os.PathLike[str], **extra: Any) -> None:
+        """Write the trainer's state (and any picklable ``extra``) to ``path`` atomically.
+
+        A run resumed with ``load_checkpoint`` continues exactly as if it had not stopped.
+        """
+        state = self.state_dict()
+        state["extra"] = extra
+        tmp = f"{os.fspath(path)}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Load a checkpoint written by ``save_checkpoint``; returns its ``extra`` values."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.load_state_dict(state)
+        return dict(state.get("extra", {}))
+
+
+# =============================================================================================
+# Helpers
+# =============================================================================================
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` means CUDA when present, else CPU; anything else is passed to torch.
+
+    Raises:
+        ValueError: The device string is not one torch knows, or CUDA was asked for and is
+            not available.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"`device` must be a str or torch.device, but got device={device!r}.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(
+            f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got device={device!r}."
+        ) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"`device` is {device!r}, but CUDA is not available on this machine.")
+    return dev
+
+
+def _same_layout(
+    snap: Snapshot, keys: list[tuple[int, str]], tensors: list[Tensor], params: list[Tensor]
+) -> bool:
+    return (
+        len(snap.params) == len(params)
+        and snap.opt_keys == keys
+        and all(a.shape == b.shape for a, b in zip(snap.opt_tensors, tensors))
+    )
