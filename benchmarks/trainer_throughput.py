@@ -6,7 +6,9 @@ For the MNIST-1D CNN and MLP at batch 100 (Adam), this prints:
     ``loss.backward(); opt.step()``, nothing else): the limit. Target: <= 1.10x.
 (b) ``Trainer.train_epoch`` against a textbook ``DataLoader(TensorDataset)`` loop. Target: faster.
 (c) ``snapshot()`` + ``restore()`` as a fraction of one epoch. Target: <= 2 %.
-(d) the optimizer's ``foreach=True`` path against torch's CPU default (a per-tensor loop).
+(d) the optimizer's ``foreach=True`` path (what ``build_optimizer`` asks for) against torch's
+    CPU default, the per-tensor loop: whole epochs, and ``opt.step()`` alone for each optimizer
+    on the CNN, the MLP and the NOS ConvNet (base 48, CIFAR-sized: 0.21M parameters).
 
 Each timing is the median over ``--repeats`` epochs, the variants interleaved so that machine
 noise hits them alike. Run: ``python benchmarks/trainer_throughput.py``.
@@ -99,6 +101,27 @@ def bench(model_name: str, repeats: int, device: str) -> dict[str, float]:
     return med
 
 
+def step_times(model_name: str, shape: tuple[int, ...], options: dict, repeats: int) -> dict:
+    """Median ``opt.step()`` time with foreach=True and foreach=False, per optimizer."""
+    from trainers import OPTIMIZERS, build_model, build_optimizer
+
+    torch.manual_seed(0)
+    model = build_model(model_name, shape, 10, **options)
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    out = {}
+    for name in OPTIMIZERS:
+        t = {}
+        for foreach in (True, False):
+            opt = build_optimizer(name, params, lr=1e-4, foreach=foreach)
+            for _ in range(5):
+                opt.step()
+            t[foreach] = statistics.median(median_time(opt.step, repeats))
+        out[name] = t[False] / t[True], t[True]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="epochs timed per variant")
@@ -127,6 +150,16 @@ def main() -> None:
         "\ntargets: (a) <= 1.10x   (b) < 1.00x   (c) <= 2 % of an epoch   "
         "(d) > 1 means foreach is faster"
     )
+    print("\n(d) opt.step() alone: per-tensor loop time / foreach time (foreach step time)")
+    cases = [("cnn", (1, 40), {}), ("mlp", (1, 40), {}), ("convnet", (3, 32, 32), {"base": 48})]
+    results = {c[0]: step_times(*c, repeats=200) for c in cases}
+    print(f"{'optimizer':<10}" + "".join(f"{c[0]:>22}" for c in cases))
+    for name in results["cnn"]:
+        cells = "".join(
+            f"{results[c][name][0]:>9.2f}x ({results[c][name][1] * 1e6:6.0f}us)"
+            for c, _, _ in cases
+        )
+        print(f"{name:<10}{cells}")
 
 
 if __name__ == "__main__":
