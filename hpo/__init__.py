@@ -1,7 +1,8 @@
 """Online hyperparameter optimization of deep-learning training.
 
 The public API: the contracts (``Strategy``, ``Task``, ``Budget``, ``History``, ``Callback``,
-``Recorder``), ``run`` (one strategy, one MLflow run) and the MLflow and progress callbacks.
+``Recorder``), ``run`` (one strategy, one MLflow run), ``compare`` (strategies x seeds, one
+table), ``objective`` (the Optuna glue) and the MLflow and progress callbacks.
 Strategies live in the ``strategies`` package, the trainer in ``trainers``.
 
 Example:
@@ -19,8 +20,10 @@ from hpo import exceptions, testing
 from hpo._base import BaseStrategy
 from hpo._budget import Budget
 from hpo._callbacks import Callback
+from hpo._compare import compare, format_table, plot_comparison, steps_to_target, summarize
 from hpo._experimental import experimental
 from hpo._history import Decision, EpochRecord, History
+from hpo._optuna import Objective, objective
 from hpo._plots import plot_history
 from hpo._progress import ProgressPrinter
 from hpo._recorder import Recorder
@@ -39,13 +42,20 @@ __all__ = [
     "EpochRecord",
     "History",
     "MLflowCallback",
+    "Objective",
     "ProgressPrinter",
     "Recorder",
     "Strategy",
     "Task",
+    "compare",
     "exceptions",
     "experimental",
+    "format_table",
+    "objective",
+    "plot_comparison",
     "plot_history",
     "run",
+    "steps_to_target",
+    "summarize",
     "testing",
 ]

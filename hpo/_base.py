@@ -7,6 +7,8 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import optuna
+
     from hpo._budget import Budget
     from hpo._callbacks import Callback
     from hpo._history import History
@@ -67,3 +69,14 @@ class BaseStrategy:
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
     ) -> History:
         raise NotImplementedError
+
+    @classmethod
+    def suggest(cls, trial: optuna.Trial) -> BaseStrategy:
+        """Draw this strategy's own hyperparameters from an Optuna trial (its search space).
+
+        ``hpo study --strategy NAME`` and ``hpo.objective(task, Strategy.suggest)`` use it.
+
+        Raises:
+            NotImplementedError: The strategy declares no search space.
+        """
+        raise NotImplementedError(f"{cls.__name__} declares no Optuna search space.")

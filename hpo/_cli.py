@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"hpo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
+    _add_compare(sub)
+    _add_study(sub)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -79,11 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 # =============================================================================================
 
 
-def _add_task_options(p: argparse.ArgumentParser) -> None:
+def _add_task_options(p: argparse.ArgumentParser, *, epochs: int | None = None) -> None:
     from hpo._task import Task
     from trainers import DATASETS, MODELS, OPTIMIZERS
 
-    d = Task()
+    d = Task() if epochs is None else Task(epochs=epochs)
     g = p.add_argument_group("task")
     g.add_argument("--dataset", default=d.dataset, choices=DATASETS, help="dataset")
     g.add_argument("--model", default=d.model, choices=MODELS, help="model")
@@ -254,6 +256,237 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"MLflow run {tracking.run_id} in experiment {args.experiment!r} at {uri}")
         print(f"  browse: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")
     return 0 if history.status == "finished" else 1
+
+
+# =============================================================================================
+# hpo compare
+# =============================================================================================
+
+DEFAULT_COMPARE = "constant,schedule,random-search,pbt"
+
+
+def _add_compare(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare strategies on one task over several seeds; print the table",
+        description="Run several strategies on one task and the same seeds under one budget; "
+        "print a table (accuracy, steps to 85/90/95 %% of the best accuracy, the compute "
+        "spent), log a parent MLflow run with a child per run, and write plots.",
+        formatter_class=_Help,
+    )
+    p.add_argument("--strategies", default=DEFAULT_COMPARE, help="comma-separated strategy names")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per strategy (0, 1, ...)")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="the strategy speed-ups are measured against (default: the first)",
+    )
+    p.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="STRATEGY.KEY=VALUE",
+        help="a strategy config option, e.g. --set pbt.population=4 (repeatable)",
+    )
+    p.add_argument(
+        "--budget-steps",
+        type=int,
+        default=None,
+        help="also stop every run once it has spent this many optimizer steps",
+    )
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="where the table and plots go (default: ./hpo-output/compare-TIME)",
+    )
+    _add_task_options(p, epochs=20)
+    _add_tracking_options(p)
+    p.set_defaults(handler=_cmd_compare)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from hpo._budget import Budget
+    from hpo._compare import compare, format_table
+    from strategies import STRATEGIES, make_strategy
+
+    names = [n.strip() for n in args.strategies.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or not names:
+        raise UsageError(
+            f"--strategies: unknown {unknown or 'empty list'}; "
+            f"known: {', '.join(sorted(STRATEGIES))}"
+        )
+    if len(set(names)) != len(names):
+        raise UsageError(f"--strategies names a strategy twice: {args.strategies!r}")
+    per_strategy: dict[str, list[str]] = {n: [] for n in names}
+    for pair in args.options:
+        target, dot, rest = pair.partition(".")
+        if not dot or target not in per_strategy:
+            raise UsageError(
+                f"--set takes STRATEGY.KEY=VALUE with a compared strategy, got {pair!r}"
+            )
+        per_strategy[target].append(rest)
+    strategies = {n: make_strategy(n, **_strategy_options(per_strategy[n], None)) for n in names}
+    task = _task_from(args)
+    budget = Budget(epochs=task.epochs, steps=args.budget_steps)
+    out = args.output_dir or os.path.join("hpo-output", time.strftime("compare-%Y%m%d-%H%M%S"))
+    tracking: Any = False if args.no_tracking else _tracking_uri(args)
+    print(
+        f"Comparing {', '.join(names)} on {task.dataset}/{task.model} ({task.optimizer}), "
+        f"{task.epochs} epochs x {args.seeds} seeds ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    table = compare(
+        task,
+        strategies,
+        seeds=args.seeds,
+        budget=budget,
+        baseline=args.baseline,
+        tracking=tracking,
+        experiment=args.experiment,
+        output_dir=out,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print()
+    print(format_table(table))
+    print(f"\ntable and plots: {', '.join(table.attrs['plots'])}")
+    if table.attrs.get("mlflow_run_id"):
+        print(
+            f"MLflow parent run {table.attrs['mlflow_run_id']} in experiment "
+            f"{args.experiment!r} at {tracking}"
+        )
+        print(f"  browse: mlflow ui --backend-store-uri {tracking}")
+    return 0
+
+
+# =============================================================================================
+# hpo study
+# =============================================================================================
+
+
+def _add_study(sub: Any) -> None:
+    from strategies import STRATEGIES
+
+    p = sub.add_parser(
+        "study",
+        help="an Optuna study over a strategy's own hyperparameters",
+        description="Run an Optuna study over a strategy's own hyperparameters (its declared "
+        "search space). Start it several times on one --storage and the processes share the "
+        "study.",
+        formatter_class=_Help,
+    )
+    p.add_argument(
+        "--strategy",
+        default="constant",
+        choices=sorted(STRATEGIES),
+        help="the strategy whose hyperparameters are searched",
+    )
+    p.add_argument("--n-trials", type=int, default=10, help="trials run by this process")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="sqlite:///PATH, postgresql://..., or journal:PATH "
+        "(default: in memory, this process only)",
+    )
+    p.add_argument(
+        "--study-name", default=None, help="the study (default: hpo-STRATEGY); created or joined"
+    )
+    p.add_argument(
+        "--sampler",
+        default="tpe",
+        choices=("tpe", "gp", "cmaes", "random", "qmc"),
+        help="Optuna sampler",
+    )
+    p.add_argument(
+        "--pruner",
+        default="median",
+        choices=("none", "median", "hyperband", "sha", "percentile"),
+        help="Optuna pruner",
+    )
+    p.add_argument(
+        "--metric",
+        default="val_acc",
+        choices=("val_acc", "val_loss"),
+        help="what the study optimizes",
+    )
+    p.add_argument(
+        "--sampler-seed",
+        type=int,
+        default=None,
+        help="seed of the sampler (default: random, so processes differ)",
+    )
+    _add_task_options(p, epochs=20)
+    _add_tracking_options(p)
+    p.set_defaults(handler=_cmd_study)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    import optuna
+
+    from hpo._optuna import make_storage, objective, pruner_by_name, sampler_by_name
+    from strategies import STRATEGIES
+
+    if args.n_trials < 1:
+        raise UsageError(f"--n-trials must be >= 1, but got {args.n_trials}")
+    task = _task_from(args)
+    cls = STRATEGIES[args.strategy]
+    name = args.study_name or f"hpo-{args.strategy}"
+    direction = "maximize" if args.metric == "val_acc" else "minimize"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name,
+        storage=make_storage(args.storage),
+        sampler=sampler_by_name(args.sampler, args.sampler_seed),
+        pruner=pruner_by_name(args.pruner),
+        direction=direction,
+        load_if_exists=True,
+    )
+    tracking: Any = False if args.no_tracking else _tracking_uri(args)
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+        value = "-" if trial.value is None else f"{trial.value:.4f}"
+        extra = " (diverged)" if trial.user_attrs.get("diverged") else ""
+        print(
+            f"trial {trial.number:>3} {trial.state.name.lower():<8} {args.metric}={value}"
+            f"{extra}  {params}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with objective(
+        task, cls.suggest, args.metric, tracking=tracking, experiment=args.experiment
+    ) as obj:
+        study.optimize(obj, n_trials=args.n_trials, callbacks=[report])
+    states = [t.state.name for t in study.trials]
+    print(
+        f"\nstudy {name!r}: {len(states)} trials in the storage "
+        f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
+        f"{states.count('FAIL')} failed)"
+    )
+    try:
+        best = study.best_trial
+    except ValueError:
+        print("no completed trial yet")
+        return 1
+    print(
+        f"best trial {best.number}: {args.metric}={best.value:.4f}  "
+        + ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())
+    )
+    if "mlflow_run_id" in best.user_attrs:
+        print(
+            f"MLflow run of the best trial: {best.user_attrs['mlflow_run_id']} "
+            f"(parent {study.user_attrs.get('mlflow_parent_run_id')}) at {tracking}"
+        )
+    return 0
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 if __name__ == "__main__":  # pragma: no cover

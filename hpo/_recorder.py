@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from hpo._history import Decision, EpochRecord, History
+from hpo.exceptions import StopRun
 
 if TYPE_CHECKING:
     from hpo._budget import Budget
@@ -35,6 +36,8 @@ class Recorder:
         callbacks: Observers of the run.
         keep_best: Keep an in-memory copy of the weights with the best validation accuracy so
             far, to score them on the test split at the end.
+        spent: A function giving the work spent so far, when it is not ``trainer.spent`` (a
+            population of trainers).
 
     Example:
         >>> import hpo
@@ -55,6 +58,7 @@ class Recorder:
         callbacks: Sequence[Callback] = (),
         *,
         keep_best: bool = True,
+        spent: Callable[[], Counters] | None = None,
     ) -> None:
         config = getattr(strategy, "config", None)
         self.history = History(
@@ -65,7 +69,9 @@ class Recorder:
         self.budget = budget
         self.callbacks = list(callbacks)
         self._keep_best = keep_best
+        self._spent = spent
         self._best: Snapshot | None = None
+        self._best_owned = False  # whether self._best may be overwritten in place
         self._pending: list[Decision] = []
         self._start = time.perf_counter()
         self._started = False
@@ -84,8 +90,12 @@ class Recorder:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
+    ) -> bool:
         h = self.history
+        stopped = isinstance(exc, StopRun)
+        if stopped:
+            h.info["stopped"] = str(exc)
+            exc = None
         if exc is None:
             if h.status == "running":
                 h.status = "finished"
@@ -100,6 +110,7 @@ class Recorder:
             self._score_on_test()
         for cb in self.callbacks:
             cb.on_run_end(h)
+        return stopped  # swallow StopRun: the run ended normally
 
     # ---------------------------------------------------------------- what strategies call
 
@@ -113,13 +124,18 @@ class Recorder:
         """True when the run diverged or the budget is used up."""
         if self.history.status != "running":
             return True
-        spent = self.trainer.spent
+        spent = self.spent
         return self.budget.reached(
             epochs=self.history.epochs,
             spent_steps=spent.steps,
             spent_examples=spent.examples,
             seconds=self.elapsed,
         )
+
+    @property
+    def spent(self) -> Counters:
+        """The work spent so far (all branches, members and rejected steps)."""
+        return self.trainer.spent if self._spent is None else self._spent()
 
     def decide(self, lr: float, accepted: bool, reason: str, **details: Any) -> Decision:
         """Record a decision; it is attached to the next epoch's record."""
@@ -141,26 +157,35 @@ class Recorder:
         *,
         val: EvalResult | None = None,
         metrics: dict[str, float] | None = None,
-        spent: Counters | None = None,
+        trainer: Trainer | None = None,
+        counters: Counters | None = None,
+        weights: Snapshot | None = None,
     ) -> EpochRecord:
-        """Record one epoch of the kept trajectory (the trainer's current weights).
+        """Record one epoch of the kept trajectory.
+
+        By default the epoch is the recorder's trainer in its current state. A population
+        passes the member that leads (``trainer``); a strategy that replays a trajectory it
+        trained earlier passes that epoch's ``val`` and ``counters``, and the ``weights`` of the
+        epoch when it may be the best.
 
         Args:
             result: What ``train_epoch`` / ``run_epoch`` returned for the kept trajectory.
-            val: The validation score of the current weights, if the strategy has it already
-                (it is computed otherwise).
+            val: The validation score, if the strategy has it already (computed otherwise).
             metrics: Strategy-specific signals to log with the epoch.
-            spent: The work spent so far, when it is not ``trainer.spent`` (a population).
+            trainer: The trainer whose weights this epoch describes (default: the recorder's).
+            counters: The trajectory's counters at this epoch (default: ``trainer.counters``).
+            weights: A snapshot of this epoch's weights when they are not ``trainer``'s current
+                weights (used if the epoch is the best so far).
 
         Returns:
             The record. If the loss is not finite, the history's status becomes ``diverged``
             and ``done`` turns True.
         """
-        trainer = self.trainer
+        trainer = self.trainer if trainer is None else trainer
         if val is None:
             val = trainer.evaluate() if not result.diverged else _nan_eval()
-        spent = trainer.spent if spent is None else spent
-        c = trainer.counters
+        spent = self.spent
+        c = trainer.counters if counters is None else counters
         record = EpochRecord(
             epoch=self.history.epochs + 1,
             lr=result.lr_mean,
@@ -188,8 +213,11 @@ class Recorder:
             h.best_epoch is None or record.val_acc > h.records[h.best_epoch - 1].val_acc
         ):
             h.best_epoch = record.epoch
-            if self._keep_best:
-                self._best = trainer.snapshot(out=self._best)
+            if self._keep_best and weights is not None:
+                self._best, self._best_owned = weights, False  # the strategy's own copy
+            elif self._keep_best:
+                self._best = trainer.snapshot(out=self._best if self._best_owned else None)
+                self._best_owned = True
         for cb in self.callbacks:
             cb.on_epoch_end(h, record)
         return record

@@ -81,9 +81,7 @@ class MLflowCallback(Callback):
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(self.tracking_uri)
+            self._client = mlflow_client(self.tracking_uri)
         return self._client
 
     # ---------------------------------------------------------------- hooks
@@ -146,6 +144,25 @@ class MLflowCallback(Callback):
 # =============================================================================================
 
 
+def mlflow_client(uri: str | None) -> MlflowClient:
+    """An ``MlflowClient`` for ``uri`` (``None``: ``MLFLOW_TRACKING_URI`` or MLflow's default).
+
+    Creating a client on a new SQLite store creates its tables; two processes doing that at
+    once corrupt the migration (``duplicate column name``). For ``sqlite:`` URIs the creation
+    is serialised across processes with a lock file beside the database.
+    """
+    from mlflow import MlflowClient
+
+    from hpo._optuna import sqlite_init_lock
+
+    if uri is None:
+        import mlflow
+
+        uri = str(mlflow.get_tracking_uri())
+    with sqlite_init_lock(uri):
+        return MlflowClient(uri)
+
+
 def start_run(client: MlflowClient, experiment: str, run_name: str, tags: dict[str, Any]) -> str:
     """Create a run in ``experiment`` (created if missing, race-safe); return its id."""
     experiment_id = get_or_create_experiment(client, experiment)
@@ -154,6 +171,7 @@ def start_run(client: MlflowClient, experiment: str, run_name: str, tags: dict[s
 
 
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id, creating it if missing (safe when processes race to create it)."""
     from mlflow.exceptions import MlflowException
 
     exp = client.get_experiment_by_name(name)

@@ -1,20 +1,39 @@
 """The strategies: each decides the learning rate while one shared trainer trains.
 
 Every strategy is a class with a ``name`` (its command-line name), a validated ``config``
-dataclass and a ``run(trainer, budget)`` method (``hpo.Strategy``).
+dataclass, a ``run(trainer, budget)`` method (``hpo.Strategy``) and a ``suggest(trial)``
+classmethod that draws its own hyperparameters from an Optuna trial.
+
+=================  ===========================================================================
+``constant``       one lr for the whole run
+``schedule``       step / cosine / one-cycle / warm-restart schedules
+``static``         black-box HPO of one static lr (and optimizer) across Optuna trials
+``random-search``  online: every epoch, N random lrs from one snapshot, keep the best branch
+``pbt``            Population Based Training inside one process
+=================  ===========================================================================
 """
 
 from __future__ import annotations
 
 from strategies._constant import Constant, ConstantConfig
+from strategies._pbt import PBT, LineageEvent, PBTConfig
+from strategies._random_search import RandomSearch, RandomSearchConfig
 from strategies._registry import STRATEGIES, make_strategy
 from strategies._schedule import Schedule, ScheduleConfig
+from strategies._static import Static, StaticConfig
 
 __all__ = [
+    "PBT",
+    "STRATEGIES",
     "Constant",
     "ConstantConfig",
-    "STRATEGIES",
+    "LineageEvent",
+    "PBTConfig",
+    "RandomSearch",
+    "RandomSearchConfig",
     "Schedule",
     "ScheduleConfig",
+    "Static",
+    "StaticConfig",
     "make_strategy",
 ]

@@ -10,6 +10,8 @@ from hpo import BaseStrategy, Budget, Callback, History, Recorder
 from hpo._validation import check_range
 
 if TYPE_CHECKING:
+    import optuna
+
     from trainers import Trainer
 
 
@@ -46,6 +48,11 @@ class Constant(BaseStrategy):
     name: ClassVar[str] = "constant"
     config_class: ClassVar[type] = ConstantConfig
     config: ConstantConfig
+
+    @classmethod
+    def suggest(cls, trial: optuna.Trial) -> Constant:
+        """The lr, log-uniform in [1e-5, 1]."""
+        return cls(lr=trial.suggest_float("lr", 1e-5, 1.0, log=True))
 
     def run(
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()

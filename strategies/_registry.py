@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from strategies._constant import Constant
+from strategies._pbt import PBT
+from strategies._random_search import RandomSearch
 from strategies._schedule import Schedule
+from strategies._static import Static
 
-STRATEGIES: dict[str, type[Any]] = {cls.name: cls for cls in (Constant, Schedule)}
+STRATEGIES: dict[str, type[Any]] = {
+    cls.name: cls for cls in (Constant, Schedule, Static, RandomSearch, PBT)
+}
 
 
 def make_strategy(name: str, **options: Any) -> Any:

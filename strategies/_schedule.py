@@ -11,6 +11,8 @@ from hpo._validation import check_choice, check_range
 from trainers import SCHEDULES, LRSchedule, make_schedule
 
 if TYPE_CHECKING:
+    import optuna
+
     from trainers import Trainer
 
 
@@ -80,6 +82,22 @@ class Schedule(BaseStrategy):
     name: ClassVar[str] = "schedule"
     config_class: ClassVar[type] = ScheduleConfig
     config: ScheduleConfig
+
+    @classmethod
+    def suggest(cls, trial: optuna.Trial) -> Schedule:
+        """The kind (step, cosine, one-cycle, restarts), the peak lr (log-uniform in [1e-5, 1])
+        and the kind's own shape: step's ``gamma``, one-cycle's ``warmup``, restarts'
+        ``period``."""
+        kind = trial.suggest_categorical("kind", ["step", "cosine", "one-cycle", "restarts"])
+        options: dict[str, float] = {}
+        if kind == "step":
+            options["gamma"] = trial.suggest_float("gamma", 0.05, 0.5, log=True)
+        elif kind == "one-cycle":
+            options["warmup"] = trial.suggest_float("warmup", 0.0, 0.3)
+        elif kind == "restarts":
+            options["period"] = trial.suggest_categorical("period", [0.125, 0.25, 0.5])
+        lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
+        return cls(kind=kind, lr=lr, **options)
 
     def run(
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()

@@ -27,6 +27,7 @@ Speed choices (each measured by ``benchmarks/trainer_throughput.py``):
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -260,6 +261,67 @@ class Trainer:
     def hyperparameters(self) -> dict[str, Any]:
         """The first param group's hyperparameters (``params`` excluded)."""
         return {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
+
+    def set_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Replace the optimizer (e.g. a search over optimizers); it must hold this model's
+        parameters. Snapshots taken with the old optimizer no longer apply."""
+        mine = {id(p) for p in self._params}
+        theirs = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        if mine != theirs:
+            raise ValueError(
+                "Trainer.set_optimizer: the optimizer must hold this model's parameters."
+            )
+        self.optimizer = optimizer
+
+    def reseed(self, seed: int) -> None:
+        """Restart the data-order and dropout random streams from ``seed`` (weights untouched)."""
+        check_range("Trainer.reseed", "seed", seed, 0, integer=True)
+        self._data_rng.manual_seed(seed)
+        self._torch_rng = torch.Generator().manual_seed(seed + 1).get_state()
+        if self._cuda_rng is not None:
+            with torch.random.fork_rng(devices=[self.device]):
+                torch.cuda.manual_seed(seed + 2)
+                self._cuda_rng = torch.cuda.get_rng_state(self.device)
+
+    def clone(self, *, seed: int, reinitialize: bool = False) -> Trainer:
+        """A new trainer on the same data tensors (shared, not copied).
+
+        Args:
+            seed: The clone's seed (data order, dropout, and initial weights when
+                ``reinitialize``).
+            reinitialize: Draw fresh initial weights (each module's ``reset_parameters``, seeded);
+                otherwise the clone starts from a copy of this trainer's current weights.
+
+        The clone gets a fresh optimizer of the same class with the same hyperparameters (and no
+        state) and zeroed counters.
+        """
+        model = copy.deepcopy(self.model)
+        if reinitialize:
+            with torch.random.fork_rng(
+                devices=[self.device] if self.device.type == "cuda" else []
+            ):
+                torch.manual_seed(seed)
+                for module in model.modules():
+                    reset = getattr(module, "reset_parameters", None)
+                    if callable(reset):
+                        reset()
+        groups = [
+            {**{k: v for k, v in g.items() if k != "params"}, "params": list(m_params)}
+            for g, m_params in zip(
+                self.optimizer.param_groups, _regroup(self.model, model, self.optimizer)
+            )
+        ]
+        optimizer = type(self.optimizer)(groups)
+        return Trainer(
+            model,
+            optimizer,
+            self.data,
+            batch_size=self.batch_size,
+            seed=seed,
+            device=self.device,
+            precision=self.precision,
+            eval_batch_size=self.eval_batch_size,
+        )
 
     # =========================================================================================
     # 3. Training
@@ -656,6 +718,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"`device` is {device!r}, but CUDA is not available on this machine.")
     return dev
+
+
+def _regroup(
+    old: nn.Module, new: nn.Module, optimizer: torch.optim.Optimizer
+) -> list[list[Tensor]]:
+    """``new``'s parameters, grouped like ``optimizer``'s groups of ``old``'s parameters."""
+    index = {id(p): i for i, p in enumerate(old.parameters())}
+    new_params = list(new.parameters())
+    return [[new_params[index[id(p)]] for p in g["params"]] for g in optimizer.param_groups]
 
 
 def _same_layout(

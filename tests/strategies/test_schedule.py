@@ -68,6 +68,6 @@ def test_bad_config(kwargs, match):
 def test_registry_builds_by_name_and_lists_the_known_names():
     assert make_strategy("schedule", kind="step") == Schedule(kind="step")
     with pytest.raises(
-        ValueError, match="Unknown strategy 'hyperband'; known strategies: constant, schedule"
+        ValueError, match="Unknown strategy 'hyperband'; known strategies: constant, .*schedule"
     ):
         make_strategy("hyperband")

@@ -1,0 +1,503 @@
+"""``hpo.compare``: several strategies on one task and the same seeds, as one table.
+
+The table follows Hyperdyn's Table 1 (optimizer steps to reach 85 / 90 / 95 % of the best
+validation accuracy any run reached, and the speed-up against a baseline) and adds the honest
+cost: the steps and examples a strategy *spent* (branches, populations, rejected steps and
+discarded trials included) next to the steps of the trajectory it kept.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpo._budget import Budget
+from hpo._history import History
+from hpo._task import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from hpo._strategy import Strategy
+
+StrategySpec = Any  # a Strategy, a strategy class, or a factory seed -> Strategy
+TARGETS = (0.85, 0.90, 0.95)
+
+
+def compare(
+    task: Task,
+    strategies: Mapping[str, StrategySpec],
+    *,
+    seeds: int | Sequence[int] = 3,
+    budget: Budget | None = None,
+    baseline: str | None = None,
+    targets: Sequence[float] = TARGETS,
+    tracking: bool | str = True,
+    experiment: str = "hpo",
+    run_name: str = "compare",
+    output_dir: str | os.PathLike[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Run every strategy on ``task`` for every seed, under one budget; return one row each.
+
+    Args:
+        task: The training problem; its ``seed`` is replaced by each of ``seeds``.
+        strategies: Label -> a strategy, a strategy class (built with its defaults), or a
+            factory ``seed -> strategy``.
+        seeds: How many seeds (0, 1, ...), or the seeds themselves.
+        budget: The same limits for every run (default: ``task.epochs`` epochs).
+        baseline: The label speed-ups are measured against (default: the first).
+        targets: Fractions of the best validation accuracy any run reached, for the
+            steps-to-target columns.
+        tracking: ``True`` (MLflow at ``MLFLOW_TRACKING_URI``), a URI, or ``False``. A parent run
+            ``run_name`` gets one child per (strategy, seed), the table as ``comparison.csv``
+            and the plots.
+        experiment: The MLflow experiment.
+        run_name: The parent run's name.
+        output_dir: Also write the table and plots here.
+        progress: Called with a line of text after each run (e.g. ``print``).
+
+    Returns:
+        A DataFrame indexed by label (columns: see ``summarize``). ``df.attrs`` holds
+        ``histories`` (label -> list of History), ``targets`` (fraction -> accuracy),
+        ``plots`` (paths written) and ``mlflow_run_id``.
+
+    Raises:
+        ValueError: No strategies, an unknown ``baseline``, bad seeds or targets.
+
+    Example:
+        >>> import hpo
+        >>> from strategies import Constant
+        >>> df = hpo.compare(hpo.testing.boring_task(epochs=2),
+        ...                  {"slow": Constant(lr=0.002), "fast": Constant(lr=0.02)},
+        ...                  seeds=1, tracking=False)
+        >>> list(df.index)
+        ['slow', 'fast']
+    """
+    from hpo._run import run
+    from hpo._tracking import MLflowCallback, log_metrics, log_params, mlflow_client, start_run
+
+    labels = list(strategies)
+    if not labels:
+        raise ValueError("`strategies` must name at least one strategy, but got none.")
+    baseline = labels[0] if baseline is None else baseline
+    if baseline not in strategies:
+        raise ValueError(f"`baseline` must be one of {labels}, but got baseline={baseline!r}.")
+    seed_list = _seeds(seeds)
+    _check_targets(targets)
+    budget = budget or task.budget()
+    data = task.load_data()
+
+    client = parent = None
+    uri = tracking if isinstance(tracking, str) else None
+    if tracking is not False:
+        client = mlflow_client(uri)
+        parent = start_run(client, experiment, run_name, {"hpo.role": "comparison"})
+        params: dict[str, Any] = {
+            **task.to_params(),
+            "strategies": ",".join(labels),
+            "seeds": ",".join(map(str, seed_list)),
+            "baseline": baseline,
+            "budget": repr(budget),
+        }
+        log_params(client, parent, params)
+
+    histories: dict[str, list[History]] = {label: [] for label in labels}
+    total, done = len(labels) * len(seed_list), 0
+    try:
+        for label in labels:
+            for seed in seed_list:
+                strategy = _build(strategies[label], seed)
+                cbs: list[Any] = []
+                if parent is not None:
+                    cbs.append(
+                        MLflowCallback(
+                            tracking_uri=uri,
+                            experiment=experiment,
+                            run_name=f"{label} seed {seed}",
+                            parent_run_id=parent,
+                            tags={"hpo.label": label, "hpo.seed": seed},
+                        )
+                    )
+                start = time.perf_counter()
+                history = run(
+                    task.replace(seed=seed),
+                    strategy,
+                    budget=budget,
+                    tracking=False,
+                    callbacks=cbs,
+                    data=data,
+                )
+                histories[label].append(history)
+                done += 1
+                if progress is not None:
+                    progress(_progress_line(done, total, label, seed, history, start))
+        table = summarize(histories, baseline=baseline, targets=targets)
+        plots = _write_outputs(table, histories, output_dir)
+        if client is not None and parent is not None:
+            _log_comparison(client, parent, table, histories, log_metrics)
+    except BaseException:
+        if client is not None and parent is not None:
+            client.set_terminated(parent, "FAILED")
+        raise
+    if client is not None and parent is not None:
+        client.set_terminated(parent, "FINISHED")
+    table.attrs["histories"] = histories
+    table.attrs["plots"] = plots
+    table.attrs["mlflow_run_id"] = parent
+    return table
+
+
+# =============================================================================================
+# The table
+# =============================================================================================
+
+
+def steps_to_target(history: History, target: float, *, spent: bool = False) -> int | None:
+    """Optimizer steps until the run's validation accuracy first reached ``target``.
+
+    Args:
+        history: A run.
+        target: An accuracy (a fraction).
+        spent: Count the steps spent (branches, members, trials) instead of the kept
+            trajectory's steps.
+
+    Returns:
+        The steps at the end of the first epoch with ``val_acc >= target``; ``None`` if never.
+
+    Example:
+        >>> from hpo import EpochRecord, History
+        >>> rec = lambda e, acc: EpochRecord(e, 0.1, 0.1, 0.1, 1.0, 0.5, 1.0, acc, 10 * e,
+        ...                                  100 * e, 20 * e, 200 * e, float(e))
+        >>> h = History(strategy="x", records=[rec(1, 0.5), rec(2, 0.8), rec(3, 0.9)])
+        >>> steps_to_target(h, 0.8), steps_to_target(h, 0.8, spent=True), steps_to_target(h, 0.95)
+        (20, 40, None)
+    """
+    for r in history.records:
+        if math.isfinite(r.val_acc) and r.val_acc >= target:
+            return r.spent_steps if spent else r.steps
+    return None
+
+
+def summarize(
+    histories: Mapping[str, Sequence[History]],
+    *,
+    baseline: str | None = None,
+    targets: Sequence[float] = TARGETS,
+) -> pd.DataFrame:
+    """The comparison table from finished runs.
+
+    Columns, per label (``_mean`` / ``_std`` over its runs):
+
+    * ``runs``, ``diverged``: number of runs, and of those that diverged;
+    * ``final_val_acc``, ``best_val_acc``, ``final_val_loss``, ``best_val_loss`` (lowest),
+      ``test_acc_at_best`` (test accuracy of the best-validation weights);
+    * for each target ``x`` (e.g. 90): ``steps_to_90`` (mean over the runs that reached it),
+      ``reached_90`` (how many did), ``speedup_90`` (the baseline's steps / these), and
+      ``spent_to_90`` (the steps spent by then);
+    * ``steps``: trajectory steps; ``spent_steps``, ``spent_examples``: all the work;
+      ``cost``: ``spent_steps / steps``; ``wall_time``: seconds per run.
+
+    The targets are fractions of the best validation accuracy any run reached (stored in
+    ``df.attrs["targets"]``).
+
+    Raises:
+        ValueError: Empty ``histories`` or an unknown ``baseline``.
+    """
+    import pandas as pd
+
+    labels = list(histories)
+    if not labels:
+        raise ValueError("`histories` must hold at least one label, but got none.")
+    baseline = labels[0] if baseline is None else baseline
+    if baseline not in histories:
+        raise ValueError(f"`baseline` must be one of {labels}, but got baseline={baseline!r}.")
+    _check_targets(targets)
+    accs = [r.val_acc for hs in histories.values() for h in hs for r in h.records]
+    finite = [a for a in accs if math.isfinite(a)]
+    best_any = max(finite) if finite else math.nan
+    goals = {x: x * best_any for x in targets}
+
+    rows: dict[str, dict[str, float]] = {}
+    for label in labels:
+        runs = [h for h in histories[label] if h.records]
+        row: dict[str, float] = {
+            "runs": float(len(histories[label])),
+            "diverged": float(sum(h.status == "diverged" for h in histories[label])),
+        }
+        stats = {
+            "final_val_acc": [h.records[-1].val_acc for h in runs],
+            "best_val_acc": [max(_finite_or(h.column("val_acc"), -math.inf)) for h in runs],
+            "final_val_loss": [h.records[-1].val_loss for h in runs],
+            "best_val_loss": [min(_finite_or(h.column("val_loss"), math.inf)) for h in runs],
+            "test_acc_at_best": [h.best_test_acc for h in runs],
+        }
+        for name, values in stats.items():
+            row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(values)
+        for x, goal in goals.items():
+            key = _pct(x)
+            steps = [steps_to_target(h, goal) for h in runs]
+            spent = [steps_to_target(h, goal, spent=True) for h in runs]
+            reached = [s for s in steps if s is not None]
+            row[f"steps_to_{key}"] = float(np.mean(reached)) if reached else math.nan
+            row[f"reached_{key}"] = float(len(reached))
+            spent_r = [s for s in spent if s is not None]
+            row[f"spent_to_{key}"] = float(np.mean(spent_r)) if spent_r else math.nan
+        row["steps_mean"] = _mean_std([h.records[-1].steps for h in runs])[0]
+        row["spent_steps_mean"] = _mean_std([h.records[-1].spent_steps for h in runs])[0]
+        row["spent_examples_mean"] = _mean_std([h.records[-1].spent_examples for h in runs])[0]
+        row["cost"] = (
+            row["spent_steps_mean"] / row["steps_mean"] if row["steps_mean"] else math.nan
+        )
+        row["wall_time_mean"] = _mean_std([h.records[-1].wall_time for h in runs])[0]
+        rows[label] = row
+    for label in labels:
+        for x in goals:
+            key = _pct(x)
+            mine, base = rows[label][f"steps_to_{key}"], rows[baseline][f"steps_to_{key}"]
+            rows[label][f"speedup_{key}"] = base / mine if mine > 0 else math.nan
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "strategy"
+    df.attrs["targets"] = {x: goals[x] for x in goals}
+    df.attrs["baseline"] = baseline
+    return df
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """The comparison as a table for a terminal (accuracies in percent, steps as integers)."""
+    targets = sorted(df.attrs.get("targets", {}))
+    headers = ["strategy", "final val", "best val", "test@best"]
+    headers += [f"steps to {_pct(x)}% (speed-up)" for x in targets]
+    headers += ["steps", "spent (x)", "time"]
+    lines = []
+    for label, row in df.iterrows():
+        n = int(row["runs"])
+        cells = [
+            str(label) + (f" [{int(row['diverged'])} diverged]" if row["diverged"] else ""),
+            _pm(row["final_val_acc_mean"], row["final_val_acc_std"]),
+            _pm(row["best_val_acc_mean"], row["best_val_acc_std"]),
+            _pm(row["test_acc_at_best_mean"], row["test_acc_at_best_std"]),
+        ]
+        for x in targets:
+            key = _pct(x)
+            steps, reached = row[f"steps_to_{key}"], int(row[f"reached_{key}"])
+            if reached == 0:
+                cells.append("never")
+            else:
+                text = f"{steps:,.0f} ({row[f'speedup_{key}']:.2f}x)"
+                cells.append(text + ("" if reached == n else f" {reached}/{n}"))
+        cells += [
+            f"{row['steps_mean']:,.0f}",
+            f"{row['spent_steps_mean']:,.0f} ({row['cost']:.1f}x)",
+            f"{row['wall_time_mean']:.1f}s",
+        ]
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in lines]
+    goals = df.attrs.get("targets", {})
+    if goals:
+        best = max(goals.values()) / max(goals)
+        out.append(
+            f"targets: {', '.join(f'{_pct(x)}% = {v:.1%}' for x, v in sorted(goals.items()))} "
+            f"of the best val accuracy any run reached ({best:.1%}); speed-ups against "
+            f"{df.attrs.get('baseline')!r}; accuracies are mean ± std over runs."
+        )
+    return "\n".join(out)
+
+
+# =============================================================================================
+# Plots
+# =============================================================================================
+
+
+def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Figure]:
+    """Two figures, one line per strategy (the mean over seeds, the seeds' range shaded):
+
+    * ``val_acc``: validation accuracy against the kept trajectory's steps and against the
+      steps spent;
+    * ``lr``: the learning rate against epochs (log scale; the line is the geometric mean).
+    """
+    from matplotlib.figure import Figure
+
+    fig_val = Figure(figsize=(12, 4.8), layout="constrained")
+    ax_traj, ax_spent = fig_val.subplots(1, 2, sharey=True)
+    fig_lr = Figure(figsize=(7, 4.5), layout="constrained")
+    ax_lr = fig_lr.subplots()
+    for i, (label, runs) in enumerate(histories.items()):
+        color = f"C{i % 10}"
+        acc = _stack([h.column("val_acc") for h in runs])
+        steps = _stack([h.column("steps") for h in runs])
+        spent = _stack([h.column("spent_steps") for h in runs])
+        lr = _stack([h.column("lr") for h in runs])
+        if acc.size == 0:
+            continue
+        for ax, x in ((ax_traj, steps), (ax_spent, spent)):
+            xm = np.nanmean(x, axis=0)
+            ax.plot(xm, 100 * np.nanmean(acc, axis=0), color=color, label=label, lw=1.6)
+            ax.fill_between(
+                xm,
+                100 * np.nanmin(acc, axis=0),
+                100 * np.nanmax(acc, axis=0),
+                color=color,
+                alpha=0.18,
+                lw=0,
+            )
+        epochs = np.arange(1, lr.shape[1] + 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            geo = np.exp(np.nanmean(np.log(np.where(lr > 0, lr, np.nan)), axis=0))
+        ax_lr.plot(epochs, geo, color=color, label=label, lw=1.6)
+        ax_lr.fill_between(
+            epochs, np.nanmin(lr, axis=0), np.nanmax(lr, axis=0), color=color, alpha=0.18, lw=0
+        )
+    ax_traj.set_xlabel("optimizer steps of the kept trajectory")
+    ax_spent.set_xlabel("optimizer steps spent (all branches, members, trials)")
+    ax_traj.set_ylabel("validation accuracy (%)")
+    for ax in (ax_traj, ax_spent):
+        ax.grid(alpha=0.3)
+    ax_spent.legend(loc="lower right")
+    fig_val.suptitle("Validation accuracy (mean over seeds; shaded: min–max)")
+    ax_lr.set_yscale("log")
+    ax_lr.set_xlabel("epoch")
+    ax_lr.set_ylabel("learning rate (epoch mean)")
+    ax_lr.grid(alpha=0.3)
+    ax_lr.legend(loc="best")
+    fig_lr.suptitle("Learning rate (geometric mean over seeds; shaded: min–max)")
+    return {"val_acc": fig_val, "lr": fig_lr}
+
+
+# =============================================================================================
+# Helpers
+# =============================================================================================
+
+
+def _build(spec: StrategySpec, seed: int) -> Strategy:
+    from hpo._strategy import Strategy
+
+    if isinstance(spec, Strategy):
+        return spec
+    if isinstance(spec, type):
+        return spec()  # type: ignore[no-any-return]
+    if callable(spec):
+        built = spec(seed)
+        if not isinstance(built, Strategy):
+            raise TypeError(f"The factory {spec!r} returned {built!r}, which is not a strategy.")
+        return built
+    raise TypeError(
+        f"Each value of `strategies` must be a strategy, a strategy class or a factory "
+        f"seed -> strategy, but got {spec!r}."
+    )
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, (bool, str, bytes)) or not isinstance(seeds, (int, Sequence)):
+        raise TypeError(f"`seeds` must be an int or a sequence of ints, but got seeds={seeds!r}.")
+    out = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not out or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in out):
+        raise ValueError(
+            f"`seeds` must be a count >= 1 or non-negative ints, but got seeds={seeds!r}."
+        )
+    return out
+
+
+def _check_targets(targets: Sequence[float]) -> None:
+    if not targets or any(not (0.0 < float(x) <= 1.0) for x in targets):
+        raise ValueError(f"`targets` must be fractions in (0, 1], but got targets={targets!r}.")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:g}"
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.array([v for v in values if math.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _finite_or(values: Sequence[float], default: float) -> list[float]:
+    out = [v for v in values if math.isfinite(v)]
+    return out or [default]
+
+
+def _pm(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}%"
+
+
+def _stack(columns: Sequence[Sequence[float]]) -> np.ndarray:
+    """Runs of unequal length, NaN-padded into a `runs x epochs` array."""
+    if not columns:
+        return np.empty((0, 0))
+    n = max(len(c) for c in columns)
+    out = np.full((len(columns), n), np.nan)
+    for i, c in enumerate(columns):
+        out[i, : len(c)] = np.asarray(c, dtype=float)
+    return out
+
+
+def _progress_line(
+    done: int, total: int, label: str, seed: int, history: History, start: float
+) -> str:
+    width = len(str(total))
+    best = history.best
+    final = history.final
+    text = f"[{done:>{width}}/{total}] {label} seed {seed}: "
+    if best is not None and final is not None:
+        text += (
+            f"best val {best.val_acc:.1%}, {final.steps:,} steps ({final.spent_steps:,} spent), "
+        )
+    if history.status != "finished":
+        text += f"{history.status}, "
+    return text + f"{time.perf_counter() - start:.1f}s"
+
+
+def _write_outputs(
+    table: pd.DataFrame,
+    histories: Mapping[str, Sequence[History]],
+    output_dir: str | os.PathLike[str] | None,
+) -> list[str]:
+    if output_dir is None:
+        return []
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [os.path.join(output_dir, "comparison.csv")]
+    table.to_csv(paths[0])
+    with open(os.path.join(output_dir, "comparison.txt"), "w") as f:
+        f.write(format_table(table) + "\n")
+    for name, fig in plot_comparison(histories).items():
+        path = os.path.join(output_dir, f"{name}.png")
+        fig.savefig(path, dpi=120)
+        paths.append(path)
+    return paths
+
+
+def _log_comparison(
+    client: Any,
+    run_id: str,
+    table: pd.DataFrame,
+    histories: Mapping[str, Sequence[History]],
+    log_metrics: Callable[..., None],
+) -> None:
+    client.log_text(run_id, table.to_csv(), "comparison.csv")
+    client.log_text(run_id, format_table(table), "comparison.txt")
+    for name, fig in plot_comparison(histories).items():
+        client.log_figure(run_id, fig, f"plots/{name}.png")
+    metrics = {}
+    for label, row in table.iterrows():
+        for col in (
+            "best_val_acc_mean",
+            "final_val_acc_mean",
+            "test_acc_at_best_mean",
+            "spent_steps_mean",
+        ):
+            metrics[f"{label}.{col}"] = float(row[col])
+    log_metrics(client, run_id, metrics, step=0)

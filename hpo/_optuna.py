@@ -1,0 +1,407 @@
+"""The Optuna glue: ``hpo.objective`` turns a task and a strategy factory into an objective.
+
+Each trial is one strategy run: its metric is reported every epoch (so every Optuna pruner
+works), a diverged run ends as a pruned trial marked ``diverged``, and every trial is an MLflow
+run nested under the study's parent run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from hpo._budget import Budget
+from hpo._callbacks import Callback
+from hpo._task import Task
+from hpo._validation import check_choice, check_type
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo._history import EpochRecord, History
+    from hpo._strategy import Strategy
+    from hpo._tracking import MLflowCallback
+    from trainers import DataSplits, Trainer
+
+#: Metrics of an epoch record and whether larger is better.
+MAXIMIZED = {"val_acc": True, "train_acc": True, "val_loss": False, "train_loss": False}
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
+class Objective:
+    """An Optuna objective that runs a strategy per trial; made by ``hpo.objective``.
+
+    Use it as ``study.optimize(objective, n_trials=...)``. ``close()`` (or leaving a ``with``
+    block) marks the study's MLflow parent run as finished.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        strategy_factory: Callable[[optuna.Trial], Strategy],
+        metric: str = "val_acc",
+        *,
+        summary: str = "best",
+        budget: Budget | None = None,
+        tracking: bool | str = True,
+        experiment: str = "hpo",
+        data: DataSplits | None = None,
+        callbacks: tuple[Callback, ...] = (),
+    ) -> None:
+        if not isinstance(task, Task):
+            raise TypeError(f"`task` must be an hpo.Task, but got {type(task).__name__}.")
+        if not callable(strategy_factory):
+            raise TypeError(
+                "`strategy_factory` must be a callable that takes an optuna.Trial and returns a "
+                f"strategy, but got {strategy_factory!r}."
+            )
+        check_type("objective", "metric", metric, str)
+        check_choice("objective", "summary", summary, ("best", "final"))
+        if not (tracking is True or tracking is False or isinstance(tracking, str)):
+            raise TypeError(f"`tracking` must be True, False or a URI, but got {tracking!r}.")
+        self.task = task
+        self.strategy_factory = strategy_factory
+        self.metric = metric
+        self.summary = summary
+        self.budget = budget
+        self.tracking = tracking
+        self.experiment = experiment
+        self.callbacks = callbacks
+        self._data = data
+        self._lock = threading.Lock()
+        self._parents: dict[str, str] = {}
+
+    @property
+    def maximize(self) -> bool | None:
+        """Whether the metric is maximised (``None`` for a strategy-specific metric)."""
+        return MAXIMIZED.get(self.metric)
+
+    # ---------------------------------------------------------------- one trial
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        from hpo._run import run
+        from hpo._tracking import MLflowCallback
+
+        self._check_direction(trial)
+        strategy = self.strategy_factory(trial)
+        callbacks: list[Callback] = []
+        mlflow_cb: MLflowCallback | None = None
+        if self.tracking is not False:
+            uri = self.tracking if isinstance(self.tracking, str) else None
+            parent = self._parent_run(trial.study, uri)
+            mlflow_cb = MLflowCallback(
+                tracking_uri=uri,
+                experiment=self.experiment,
+                run_name=f"trial {trial.number}",
+                parent_run_id=parent,
+                params={f"trial.{k}": v for k, v in trial.params.items()},
+                tags={"optuna.study": trial.study.study_name, "optuna.trial": trial.number},
+            )
+            callbacks.append(mlflow_cb)
+        callbacks.append(_Reporter(trial, self.metric, mlflow_cb))
+        callbacks.extend(self.callbacks)
+        history = run(
+            self.task,
+            strategy,
+            budget=self.budget,
+            tracking=False,
+            callbacks=callbacks,
+            data=self._shared_data(),
+        )
+        if history.status == "diverged":
+            trial.set_user_attr("diverged", True)
+            trial.set_user_attr("diverged_epoch", history.diverged_epoch)
+            raise optuna.TrialPruned(f"diverged at epoch {history.diverged_epoch}")
+        return self._summarise(history)
+
+    def _summarise(self, history: History) -> float:
+        values = [v for v in history.column(self.metric) if math.isfinite(v)]
+        if not values:
+            return math.nan
+        if self.summary == "final":
+            return float(history.column(self.metric)[-1])
+        return float(min(values) if self.maximize is False else max(values))
+
+    def _check_direction(self, trial: optuna.Trial) -> None:
+        import optuna
+
+        if self.maximize is None:
+            return
+        maximizing = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        if maximizing != self.maximize:
+            want = "maximize" if self.maximize else "minimize"
+            raise ValueError(
+                f"The metric {self.metric!r} should be {want}d, but the study "
+                f"{trial.study.study_name!r} is set to {trial.study.direction.name.lower()}; "
+                f"create it with direction={want!r}."
+            )
+
+    def _shared_data(self) -> DataSplits:
+        with self._lock:
+            if self._data is None:
+                self._data = self.task.load_data()
+            return self._data
+
+    # ---------------------------------------------------------------- MLflow parent run
+
+    def _parent_run(self, study: optuna.Study, uri: str | None) -> str:
+        """The study's parent MLflow run: read from the study's user attrs (so every process
+        sharing the storage nests under one run), created and stored there by whoever comes
+        first. On a local (SQLite) MLflow store the check-and-create is serialised across
+        processes by a lock file; with a remote tracking server two processes starting at the
+        same moment may each create one (their trials then split between the two)."""
+        import mlflow
+
+        from hpo._tracking import log_params, mlflow_client, start_run
+
+        uri = uri or str(mlflow.get_tracking_uri())
+        client = mlflow_client(uri)  # before the lock: creating a client takes it too
+        with self._lock, sqlite_init_lock(uri):
+            existing = study.user_attrs.get(PARENT_ATTR)
+            if existing:
+                self._parents[study.study_name] = existing
+                return str(existing)
+            run_id = start_run(
+                client,
+                self.experiment,
+                study.study_name,
+                {"hpo.role": "study", "optuna.study": study.study_name},
+            )
+            params: dict[str, Any] = {
+                "study_name": study.study_name,
+                "direction": study.direction.name.lower(),
+                "sampler": type(study.sampler).__name__,
+                "pruner": type(study.pruner).__name__,
+                "metric": self.metric,
+                "summary": self.summary,
+                **self.task.to_params(),
+            }
+            log_params(client, run_id, params)
+            study.set_user_attr(PARENT_ATTR, run_id)
+            self._parents[study.study_name] = run_id
+            return run_id
+
+    def close(self, status: str = "FINISHED") -> None:
+        """Mark the parent MLflow runs this objective used as ended (``FINISHED`` by default)."""
+        if not self._parents:
+            return
+        from hpo._tracking import mlflow_client
+
+        client = mlflow_client(self.tracking if isinstance(self.tracking, str) else None)
+        for run_id in self._parents.values():
+            client.set_terminated(run_id, status)
+
+    def __enter__(self) -> Objective:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close("FINISHED" if exc is None else "FAILED")
+
+
+def objective(
+    task: Task,
+    strategy_factory: Callable[[optuna.Trial], Strategy],
+    metric: str = "val_acc",
+    *,
+    summary: str = "best",
+    budget: Budget | None = None,
+    tracking: bool | str = True,
+    experiment: str = "hpo",
+    data: DataSplits | None = None,
+) -> Objective:
+    """An Optuna objective: each trial runs the strategy ``strategy_factory(trial)`` builds.
+
+    The metric is reported every epoch (``trial.report(value, epoch)``) and
+    ``trial.should_prune()`` is honoured, so every Optuna pruner works (Median, Hyperband,
+    SuccessiveHalving, Threshold, ...). A diverged run (non-finite loss) ends as a *pruned*
+    trial with ``trial.user_attrs["diverged"] = True`` and ``["diverged_epoch"]``: it never
+    raises out of ``study.optimize`` and never becomes the best trial. Every trial is an MLflow
+    run (name ``trial N``, the trial's params as ``trial.*``, per-epoch metrics) nested under the
+    study's parent run (name = the study's name); the trial stores its run id in
+    ``trial.user_attrs["mlflow_run_id"]``. Works with any storage, so several processes can
+    share one study.
+
+    Args:
+        task: The training problem (the same seed for every trial).
+        strategy_factory: ``trial -> strategy``; draws the strategy's hyperparameters with
+            ``trial.suggest_*``. A registered strategy's ``suggest`` classmethod is one.
+        metric: ``val_acc`` (default), ``val_loss``, ``train_acc``, ``train_loss`` or a
+            strategy's own metric. The study's direction must match (checked).
+        summary: The trial's value: the ``best`` epoch's metric (default) or the ``final`` one.
+        budget: Limits of each run (default: the task's epochs).
+        tracking: ``True`` (MLflow at ``MLFLOW_TRACKING_URI``), a URI, or ``False``.
+        experiment: The MLflow experiment.
+        data: Pre-loaded splits (loaded once on the first trial otherwise).
+
+    Returns:
+        An ``Objective``; ``with hpo.objective(...) as obj:`` closes the parent run at the end.
+
+    Example:
+        >>> import optuna, hpo
+        >>> from strategies import Constant
+        >>> study = optuna.create_study(direction="maximize",
+        ...                             sampler=optuna.samplers.RandomSampler(seed=0))
+        >>> obj = hpo.objective(hpo.testing.boring_task(epochs=2), Constant.suggest,
+        ...                     tracking=False)
+        >>> study.optimize(obj, n_trials=2)
+        >>> len(study.trials)
+        2
+    """
+    return Objective(
+        task,
+        strategy_factory,
+        metric,
+        summary=summary,
+        budget=budget,
+        tracking=tracking,
+        experiment=experiment,
+        data=data,
+    )
+
+
+class _Reporter(Callback):
+    """Reports the metric to the trial each epoch and prunes when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, metric: str, mlflow_cb: MLflowCallback | None):
+        self.trial = trial
+        self.metric = metric
+        self.mlflow_cb = mlflow_cb
+
+    def on_run_start(self, history: History, trainer: Trainer) -> None:
+        if self.mlflow_cb is not None and self.mlflow_cb.run_id is not None:
+            self.trial.set_user_attr("mlflow_run_id", self.mlflow_cb.run_id)
+
+    def on_epoch_end(self, history: History, record: EpochRecord) -> None:
+        import optuna
+
+        value = getattr(record, self.metric, None)
+        if value is None:
+            value = record.metrics.get(self.metric, math.nan)
+        if not math.isfinite(value):
+            return  # a diverged epoch: the run ends and the objective marks the trial
+        self.trial.report(float(value), record.epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {record.epoch} ({self.metric}={value:.4g})")
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's INFO logging (study creation, trial results) inside the block."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def make_storage(url: str | None) -> Any:
+    """An Optuna storage from a URL: ``None`` (in memory), ``sqlite:///...``,
+    ``postgresql://...`` (RDBStorage), or ``journal:PATH`` (JournalStorage on a file).
+
+    Raises:
+        ValueError: The URL's scheme is none of these.
+    """
+    import optuna
+
+    if url is None:
+        return None
+    if url.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = url[len("journal:") :].removeprefix("//")
+        return JournalStorage(JournalFileBackend(path))
+    if url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
+        # Several processes opening a new database at once race to create its tables: on one
+        # machine (SQLite) a lock file serialises that; elsewhere the losers retry.
+        with sqlite_init_lock(url):
+            return retry_on_db_race(lambda: optuna.storages.RDBStorage(url))
+    raise ValueError(
+        "`storage` must be 'sqlite:///PATH', 'postgresql://...', 'mysql://...' or "
+        f"'journal:PATH', but got storage={url!r}."
+    )
+
+
+@contextlib.contextmanager
+def sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<database>.lock`` for a ``sqlite:///`` store (while it is
+    opened and its tables created, or a check-and-create runs); a no-op for other URIs or
+    where ``fcntl`` is missing. Re-entrant within a process is *not* supported."""
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        path = None
+    if not path or path == ":memory:":
+        yield
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.abspath(path) + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def retry_on_db_race(fn: Callable[[], Any], attempts: int = 6) -> Any:
+    """Call ``fn``, retrying (with back-off) when a concurrent process is creating the same
+    database's tables (SQLAlchemy integrity/operational errors)."""
+    import time
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.3 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def sampler_by_name(name: str, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """``tpe``, ``gp``, ``cmaes``, ``random`` or ``qmc``."""
+    import optuna
+
+    samplers: Mapping[str, Callable[[], optuna.samplers.BaseSampler]] = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
+    }
+    check_choice("sampler_by_name", "name", name, tuple(samplers))
+    return samplers[name]()
+
+
+def pruner_by_name(name: str) -> optuna.pruners.BasePruner:
+    """``none``, ``median``, ``hyperband``, ``sha`` (successive halving) or ``percentile``."""
+    import optuna
+
+    pruners: Mapping[str, Callable[[], optuna.pruners.BasePruner]] = {
+        "none": optuna.pruners.NopPruner,
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+        "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1),
+        "percentile": lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=3),
+    }
+    check_choice("pruner_by_name", "name", name, tuple(pruners))
+    return pruners[name]()

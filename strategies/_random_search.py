@@ -1,0 +1,125 @@
+"""``RandomSearch``: every epoch, try N random learning rates from one snapshot; keep the best."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from hpo import BaseStrategy, Budget, Callback, History, Recorder
+from hpo._validation import check_range
+
+if TYPE_CHECKING:
+    import optuna
+
+    from trainers import EpochResult, EvalResult, Snapshot, Trainer
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomSearchConfig:
+    """Configuration of ``RandomSearch``.
+
+    Args:
+        n_candidates: Learning rates tried per epoch, >= 1. Hyperdyn's "random 5x" baseline
+            tries 5x the 2 branches Hyperdyn trains per epoch: 10.
+        lr_min: Lower end of the log-uniform lr range, > 0.
+        lr_max: Upper end, > ``lr_min``.
+        seed: Seeds the lr draws (together with the task's seed).
+    """
+
+    n_candidates: int = 10  # Hyperdyn §4 "random 5x": 5 x 2 branches per epoch
+    lr_min: float = 1e-4  # Hyperdyn's default search space, 1e-4..1
+    lr_max: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        owner = "RandomSearchConfig"
+        check_range(owner, "n_candidates", self.n_candidates, 1, integer=True)
+        check_range(owner, "lr_min", self.lr_min, 0.0, low_closed=False)
+        check_range(owner, "lr_max", self.lr_max, 0.0, low_closed=False)
+        check_range(owner, "seed", self.seed, 0, integer=True)
+        if not self.lr_min < self.lr_max:
+            raise ValueError(
+                f"{owner}: `lr_min` must be < `lr_max`, but got lr_min={self.lr_min!r}, "
+                f"lr_max={self.lr_max!r}."
+            )
+
+
+class RandomSearch(BaseStrategy):
+    r"""Online random search: at every epoch, train ``n_candidates`` branches from one snapshot,
+    each at an lr drawn log-uniformly from ``[lr_min, lr_max]``, and continue from the branch
+    with the best validation accuracy.
+
+    Every branch is real work: an epoch costs ``n_candidates`` epochs of compute (``spent_steps``
+    in the history). This is Hyperdyn's "random 5x" baseline with ``n_candidates = 10``.
+
+    Example:
+        >>> import hpo
+        >>> from strategies import RandomSearch
+        >>> h = hpo.run(hpo.testing.boring_task(epochs=2), RandomSearch(n_candidates=3),
+        ...             tracking=False)
+        >>> h.final.spent_steps == 3 * h.final.steps
+        True
+    """
+
+    name: ClassVar[str] = "random-search"
+    config_class: ClassVar[type] = RandomSearchConfig
+    config: RandomSearchConfig
+
+    @classmethod
+    def suggest(cls, trial: optuna.Trial) -> RandomSearch:
+        """The number of candidates (2..16) and the lr range's ends."""
+        return cls(
+            n_candidates=trial.suggest_int("n_candidates", 2, 16),
+            lr_min=trial.suggest_float("lr_min", 1e-6, 1e-3, log=True),
+            lr_max=trial.suggest_float("lr_max", 1e-2, 10.0, log=True),
+        )
+
+    def run(
+        self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
+    ) -> History:
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, trainer.seed])
+        lo, hi = math.log(cfg.lr_min), math.log(cfg.lr_max)
+        start: Snapshot | None = None
+        best: Snapshot | None = None
+        with Recorder(self, trainer, budget, callbacks) as rec:
+            while not rec.done:
+                start = trainer.snapshot(out=start)
+                lrs = np.exp(rng.uniform(lo, hi, size=cfg.n_candidates)).tolist()
+                results: list[tuple[float, EpochResult, EvalResult]] = []
+                best_i = -1
+                for i, lr in enumerate(lrs):
+                    if i:
+                        trainer.restore(start)
+                    result = trainer.train_epoch(lr)
+                    val = trainer.evaluate() if not result.diverged else None
+                    results.append((lr, result, val))  # type: ignore[arg-type]
+                    if val is not None and (best_i < 0 or val.acc > results[best_i][2].acc):
+                        best_i = i
+                        best = trainer.snapshot(out=best)
+                if best_i < 0:  # every branch diverged: keep the last one, recorded as diverged
+                    rec.end_epoch(results[-1][1])
+                    continue
+                lr, result, val = results[best_i]
+                trainer.restore(best)  # type: ignore[arg-type]
+                accs = [v.acc for _, _, v in results if v is not None]
+                rec.decide(
+                    lr,
+                    True,
+                    f"best of {cfg.n_candidates} random lrs: {lr:.3g} (val {val.acc:.1%})",
+                    candidates=lrs,
+                    val_accs=[None if v is None else v.acc for _, _, v in results],
+                )
+                rec.end_epoch(
+                    result,
+                    val=val,
+                    metrics={
+                        "candidates_val_acc_mean": float(np.mean(accs)),
+                        "candidates_diverged": float(len(lrs) - len(accs)),
+                    },
+                )
+        return rec.history

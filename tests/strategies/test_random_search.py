@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+import hpo
+from hpo.testing import StrategyTestSuite
+from strategies import RandomSearch
+
+
+class TestRandomSearch(StrategyTestSuite):
+    @pytest.fixture
+    def strategy(self):
+        return RandomSearch(n_candidates=3, lr_min=1e-3, lr_max=0.1)
+
+
+def test_keeps_the_best_branch_and_pays_for_every_branch():
+    task = hpo.testing.boring_task(epochs=3)
+    h = hpo.run(task, RandomSearch(n_candidates=4, lr_min=1e-4, lr_max=1.0), tracking=False)
+    for record in h.records:
+        (decision,) = record.decisions
+        tried = decision.details["val_accs"]
+        assert record.val_acc == max(a for a in tried if a is not None)
+        assert decision.lr in decision.details["candidates"] and record.lr == decision.lr
+        assert all(1e-4 <= lr <= 1.0 for lr in decision.details["candidates"])
+    assert h.final.spent_steps == 4 * h.final.steps
+
+
+def test_the_kept_branch_is_the_branch_trained_alone(boring_data):
+    """Continuing from the chosen branch equals training that lr from the same start."""
+    task = hpo.testing.boring_task(epochs=1)
+    h = RandomSearch(n_candidates=3).run(task.build_trainer(boring_data), task.budget())
+    alone = task.build_trainer(boring_data)
+    result = alone.train_epoch(h.records[0].lr)
+    assert result.loss == h.records[0].train_loss
+    assert alone.evaluate().acc == h.records[0].val_acc
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        pytest.param(
+            {"n_candidates": 0},
+            ValueError,
+            r"RandomSearchConfig.`n_candidates` must be in \[1, inf\]",
+            id="n",
+        ),
+        pytest.param(
+            {"lr_min": 0.0},
+            ValueError,
+            r"RandomSearchConfig.`lr_min` must be in \(0.0, inf\]",
+            id="lr-min",
+        ),
+        pytest.param(
+            {"lr_min": 0.1, "lr_max": 0.01}, ValueError, r"`lr_min` must be < `lr_max`", id="order"
+        ),
+        pytest.param({"seed": -1}, ValueError, r"RandomSearchConfig.`seed`", id="seed"),
+        pytest.param(
+            {"n_candidates": 2.0}, TypeError, r"`n_candidates` must be an int", id="type"
+        ),
+    ],
+)
+def test_bad_config(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        RandomSearch(**kwargs)
