@@ -54,8 +54,11 @@ def plot_history(history: History, *, title: str | None = None) -> Figure:
     if any(a != b for a, b in zip(lo, hi) if math.isfinite(a) and math.isfinite(b)):
         ax_lr.fill_between(epochs, lo, hi, color="C2", alpha=0.2, label="lr range")
         ax_lr.legend(loc="best")
-    if all(v > 0 for v in lrs if math.isfinite(v)) and any(math.isfinite(v) for v in lrs):
+    finite = [v for v in lrs if math.isfinite(v)]
+    if finite and min(finite) > 0:
         ax_lr.set_yscale("log")
+        if min(finite) == max(finite):  # one value: give the log axis a decade around it
+            ax_lr.set_ylim(finite[0] / 3, finite[0] * 3)
     ax_lr.set_ylabel("learning rate")
     ax_lr.set_xlabel("epoch")
     ax_lr.grid(alpha=0.3)

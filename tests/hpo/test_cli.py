@@ -92,3 +92,108 @@ def test_hpo_run_trains_prints_a_summary_and_is_visible_in_mlflow(tmp_path):
     assert run.info.run_id in proc.stdout
     assert len(client.get_metric_history(run.info.run_id, "val_acc")) == 3
     assert not (tmp_path / "mlflow.db").exists()  # the given URI was used
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(
+            ["compare", "--strategies", "constant,nope"], "unknown ['nope']", id="unknown"
+        ),
+        pytest.param(
+            ["compare", "--strategies", "constant,constant"], "names a strategy twice", id="twice"
+        ),
+        pytest.param(
+            ["compare", "--set", "pbt.population=4", "--strategies", "constant"],
+            "STRATEGY.KEY=VALUE",
+            id="set",
+        ),
+        pytest.param(
+            ["compare", "--set", "constant.lr=-1", "--strategies", "constant"],
+            "`lr` must be in",
+            id="value",
+        ),
+        pytest.param(["compare", "--seeds", "0"], "`seeds` must be a count >= 1", id="seeds"),
+        pytest.param(
+            ["compare", "--baseline", "pbt", "--strategies", "constant"],
+            "`baseline` must be one of",
+            id="baseline",
+        ),
+        pytest.param(["study", "--n-trials", "0"], "--n-trials must be >= 1", id="n-trials"),
+        pytest.param(["study", "--storage", "redis://x"], "`storage` must be", id="storage"),
+        pytest.param(["study", "--sampler", "smac"], "invalid choice: 'smac'", id="sampler"),
+    ],
+)
+def test_compare_and_study_bad_values_give_one_line_and_exit_2(capsys, argv, message):
+    try:
+        code = main([*argv, "--no-tracking"])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_hpo_compare_prints_the_table_and_says_where_the_plots_are(tmp_path, capsys):
+    code = main(
+        [
+            "compare",
+            "--strategies",
+            "constant,random-search",
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--train-size",
+            "300",
+            "--device",
+            "cpu",
+            "--set",
+            "random-search.n_candidates=2",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "[4/4] random-search seed 1" in err  # progress
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("strategy"))
+    assert lines[header + 2].startswith("constant") and lines[header + 3].startswith(
+        "random-search"
+    )
+    assert "(2.0x)" in lines[header + 3]  # two branches per epoch: twice the steps spent
+    assert str(tmp_path / "out" / "val_acc.png") in out and "MLflow parent run" in out
+    assert (tmp_path / "out" / "lr.png").exists()
+
+
+def test_hpo_study_runs_trials_and_reports_the_best(tmp_path, capsys):
+    code = main(
+        [
+            "study",
+            "--strategy",
+            "constant",
+            "--n-trials",
+            "3",
+            "--epochs",
+            "2",
+            "--train-size",
+            "300",
+            "--device",
+            "cpu",
+            "--storage",
+            f"sqlite:///{tmp_path / 's.db'}",
+            "--study-name",
+            "cli",
+            "--no-tracking",
+            "--sampler-seed",
+            "0",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.count("trial ") == 3
+    assert "study 'cli': 3 trials in the storage" in out and "best trial" in out
