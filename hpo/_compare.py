@@ -299,9 +299,9 @@ def format_table(df: pd.DataFrame) -> str:
         ]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in lines]
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in lines]
     goals = df.attrs.get("targets", {})
     if goals:
         best = max(goals.values()) / max(goals)
