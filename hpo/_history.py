@@ -123,6 +123,9 @@ class History:
     best_test_loss: float = math.nan
     best_test_acc: float = math.nan
     info: dict[str, Any] = field(default_factory=dict)
+    #: Figures the strategy drew of its run (``name -> matplotlib Figure``); logged as MLflow
+    #: artifacts ``plots/<name>.png``, never serialised.
+    figures: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __eq__(self, other: object) -> bool:
         # Compared as serialised data so that NaN fields (no test score yet) compare equal.
@@ -176,7 +179,13 @@ class History:
     # ---------------------------------------------------------------- serialisation
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        figures, self.figures = self.figures, {}
+        try:
+            out = asdict(self)
+        finally:
+            self.figures = figures
+        del out["figures"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:

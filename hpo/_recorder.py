@@ -65,6 +65,7 @@ class Recorder:
             strategy=getattr(strategy, "name", type(strategy).__name__),
             config=asdict(config) if is_dataclass(config) else {},  # type: ignore[arg-type]
         )
+        self.strategy = strategy
         self.trainer = trainer
         self.budget = budget
         self.callbacks = list(callbacks)
@@ -108,6 +109,12 @@ class Recorder:
             self._pending = []
         if exc is None or h.status == "pruned":
             self._score_on_test()
+        plots = getattr(self.strategy, "plots", None)
+        if callable(plots) and h.records:
+            try:
+                h.figures.update(plots(h))
+            except Exception as err:  # a plot must never hide the run's own outcome
+                h.info["plot_error"] = f"{type(err).__name__}: {err}"
         for cb in self.callbacks:
             cb.on_run_end(h)
         return stopped  # swallow StopRun: the run ended normally

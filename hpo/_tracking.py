@@ -238,6 +238,8 @@ def log_history_artifacts(client: MlflowClient, run_id: str, history: History) -
     if history.records:
         fig = plot_history(history)
         client.log_figure(run_id, fig, "plots/history.png")
+    for name, figure in history.figures.items():
+        client.log_figure(run_id, figure, f"plots/{name}.png")
 
 
 def _active_fluent_run_id() -> str | None:

@@ -10,10 +10,14 @@ classmethod that draws its own hyperparameters from an Optuna trial.
 ``static``         black-box HPO of one static lr (and optimizer) across Optuna trials
 ``random-search``  online: every epoch, N random lrs from one snapshot, keep the best branch
 ``pbt``            Population Based Training inside one process
+``hyperdyn``       per-epoch BO (BoTorch, time kernel) with a wait-and-watch test
+``epoch-bo``       Hyperdyn's greedy variant: always switch to the BO suggestion
 =================  ===========================================================================
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from strategies._constant import Constant, ConstantConfig
 from strategies._pbt import PBT, LineageEvent, PBTConfig
@@ -22,11 +26,30 @@ from strategies._registry import STRATEGIES, make_strategy
 from strategies._schedule import Schedule, ScheduleConfig
 from strategies._static import Static, StaticConfig
 
+# Hyperdyn needs BoTorch/GPyTorch (over a second to import): loaded on first use.
+_LAZY = {
+    name: "strategies._hyperdyn"
+    for name in ("EpochBO", "EpochBOConfig", "Hyperdyn", "HyperdynConfig", "TimeDecayKernel")
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'strategies' has no attribute {name!r}")
+
+
 __all__ = [
     "PBT",
     "STRATEGIES",
     "Constant",
     "ConstantConfig",
+    "EpochBO",
+    "EpochBOConfig",
+    "Hyperdyn",
+    "HyperdynConfig",
     "LineageEvent",
     "PBTConfig",
     "RandomSearch",
@@ -35,5 +58,6 @@ __all__ = [
     "ScheduleConfig",
     "Static",
     "StaticConfig",
+    "TimeDecayKernel",
     "make_strategy",
 ]

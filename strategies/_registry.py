@@ -1,18 +1,42 @@
-"""The strategies by their command-line names."""
+"""The strategies by their command-line names.
+
+The registry is lazy: a strategy's module (and its heavy dependencies, e.g. BoTorch for
+Hyperdyn) is imported the first time the strategy is looked up.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from strategies._constant import Constant
-from strategies._pbt import PBT
-from strategies._random_search import RandomSearch
-from strategies._schedule import Schedule
-from strategies._static import Static
-
-STRATEGIES: dict[str, type[Any]] = {
-    cls.name: cls for cls in (Constant, Schedule, Static, RandomSearch, PBT)
+_ENTRIES: dict[str, tuple[str, str]] = {
+    "constant": ("strategies._constant", "Constant"),
+    "schedule": ("strategies._schedule", "Schedule"),
+    "static": ("strategies._static", "Static"),
+    "random-search": ("strategies._random_search", "RandomSearch"),
+    "pbt": ("strategies._pbt", "PBT"),
+    "hyperdyn": ("strategies._hyperdyn._strategy", "Hyperdyn"),
+    "epoch-bo": ("strategies._hyperdyn._strategy", "EpochBO"),
 }
+
+
+class _Registry(Mapping[str, type]):
+    """name -> strategy class, importing each class on first access."""
+
+    def __getitem__(self, name: str) -> type:
+        module, attr = _ENTRIES[name]
+        cls: type = getattr(importlib.import_module(module), attr)
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_ENTRIES)
+
+    def __len__(self) -> int:
+        return len(_ENTRIES)
+
+
+STRATEGIES: Mapping[str, type] = _Registry()
 
 
 def make_strategy(name: str, **options: Any) -> Any:
@@ -26,8 +50,8 @@ def make_strategy(name: str, **options: Any) -> Any:
         >>> make_strategy("schedule", kind="step", lr=0.1).config.milestones
         (0.3, 0.7)
     """
-    if name not in STRATEGIES:
+    if name not in _ENTRIES:
         raise ValueError(
-            f"Unknown strategy {name!r}; known strategies: {', '.join(sorted(STRATEGIES))}."
+            f"Unknown strategy {name!r}; known strategies: {', '.join(sorted(_ENTRIES))}."
         )
     return STRATEGIES[name](**options)

@@ -1,0 +1,19 @@
+"""Hyperdyn (online BO of the learning rate) and its greedy variant, epoch-based BO."""
+
+from __future__ import annotations
+
+from strategies._hyperdyn._kernel import TimeDecayKernel
+from strategies._hyperdyn._model import build_gp
+from strategies._hyperdyn._strategy import EpochBO, EpochBOConfig, Hyperdyn, HyperdynConfig
+from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
+
+__all__ = [
+    "EpochBO",
+    "EpochBOConfig",
+    "Hyperdyn",
+    "HyperdynConfig",
+    "TimeDecayKernel",
+    "build_gp",
+    "check_accuracy_trend",
+    "keep_log_probability",
+]
