@@ -290,7 +290,9 @@ def format_table(df: pd.DataFrame) -> str:
             if reached == 0:
                 cells.append("never")
             else:
-                text = f"{steps:,.0f} ({row[f'speedup_{key}']:.2f}x)"
+                speedup = row[f"speedup_{key}"]
+                ratio = f"{speedup:.2f}x" if math.isfinite(speedup) else "-"
+                text = f"{steps:,.0f} ({ratio})"
                 cells.append(text + ("" if reached == n else f" {reached}/{n}"))
         cells += [
             f"{row['steps_mean']:,.0f}",

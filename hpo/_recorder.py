@@ -73,6 +73,7 @@ class Recorder:
         self._spent = spent
         self._best: Snapshot | None = None
         self._best_owned = False  # whether self._best may be overwritten in place
+        self._end_on_best = False
         self._pending: list[Decision] = []
         self._start = time.perf_counter()
         self._started = False
@@ -109,6 +110,9 @@ class Recorder:
             self._pending = []
         if exc is None or h.status == "pruned":
             self._score_on_test()
+            if self._end_on_best and self._best is not None:
+                self.trainer.restore(self._best)
+                h.info["trainer_holds"] = f"best (epoch {h.best_epoch})"
         plots = getattr(self.strategy, "plots", None)
         if callable(plots) and h.records:
             try:
@@ -143,6 +147,11 @@ class Recorder:
     def spent(self) -> Counters:
         """The work spent so far (all branches, members and rejected steps)."""
         return self.trainer.spent if self._spent is None else self._spent()
+
+    def end_on_best(self) -> None:
+        """Leave the trainer on the best-validation weights when the run ends (after both the
+        final and the best weights were scored on the test split)."""
+        self._end_on_best = True
 
     def decide(self, lr: float, accepted: bool, reason: str, **details: Any) -> Decision:
         """Record a decision; it is attached to the next epoch's record."""

@@ -10,6 +10,7 @@ classmethod that draws its own hyperparameters from an Optuna trial.
 ``static``         black-box HPO of one static lr (and optimizer) across Optuna trials
 ``random-search``  online: every epoch, N random lrs from one snapshot, keep the best branch
 ``pbt``            Population Based Training inside one process
+``sgd-sa``         every SGD step at an lr from a set, kept or undone by the Metropolis test
 ``hyperdyn``       per-epoch BO (BoTorch, time kernel) with a wait-and-watch test
 ``epoch-bo``       Hyperdyn's greedy variant: always switch to the BO suggestion
 =================  ===========================================================================
@@ -20,10 +21,12 @@ from __future__ import annotations
 from typing import Any
 
 from strategies._constant import Constant, ConstantConfig
+from strategies._metropolis import MetropolisSampler
 from strategies._pbt import PBT, LineageEvent, PBTConfig
 from strategies._random_search import RandomSearch, RandomSearchConfig
 from strategies._registry import STRATEGIES, make_strategy
 from strategies._schedule import Schedule, ScheduleConfig
+from strategies._sgd_sa import SGDSA, SGDSAConfig
 from strategies._static import Static, StaticConfig
 
 # Hyperdyn needs BoTorch/GPyTorch (over a second to import): loaded on first use.
@@ -51,9 +54,12 @@ __all__ = [
     "Hyperdyn",
     "HyperdynConfig",
     "LineageEvent",
+    "MetropolisSampler",
     "PBTConfig",
     "RandomSearch",
     "RandomSearchConfig",
+    "SGDSA",
+    "SGDSAConfig",
     "Schedule",
     "ScheduleConfig",
     "Static",

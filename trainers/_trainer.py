@@ -476,6 +476,22 @@ class Trainer:
             if not train_mode:
                 self.model.train()
 
+    @torch.no_grad()
+    def error_on(self, x: Tensor, y: Tensor, *, train_mode: bool = False) -> Tensor:
+        """The 0-1 error (fraction misclassified) of the current weights on one minibatch.
+
+        Same conventions as ``loss_on``; returns a 0-dim float tensor on the device.
+        """
+        if not train_mode:
+            self.model.eval()
+        try:
+            with self._autocast():
+                wrong = self.model(x).argmax(1) != y
+            return wrong.float().mean()
+        finally:
+            if not train_mode:
+                self.model.train()
+
     # =========================================================================================
     # 4. Evaluation
     # =========================================================================================

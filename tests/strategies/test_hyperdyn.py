@@ -362,7 +362,8 @@ def test_usable_by_name_and_from_an_optuna_objective(boring_data):
     assert make_strategy("epoch-bo").config.offset == math.inf
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
     task = hpo.testing.boring_task(epochs=2)
-    study.optimize(hpo.objective(task, Hyperdyn.suggest, tracking=False, data=boring_data),
-                   n_trials=1)
+    study.optimize(
+        hpo.objective(task, Hyperdyn.suggest, tracking=False, data=boring_data), n_trials=1
+    )
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
     assert set(study.trials[0].params) == {"window", "temperature", "offset", "n_random_start"}

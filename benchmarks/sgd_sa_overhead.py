@@ -1,0 +1,130 @@
+"""What does SGD-SA's accept/undo cost per step? Ratios measured in one run, on one machine.
+
+For the MNIST-1D CNN (no BatchNorm) and the NOS ConvNet (BatchNorm, dropout; ``base`` 48, 1-D
+convolutions on MNIST-1D), at the same batch size, this prints the time per step of:
+
+* plain SGD (``Trainer.train_epoch``: forward + backward + step);
+* SGD-SA with ``loss_mode="train"``: L0 from the training forward, one extra train-mode forward
+  at w_new (BatchNorm buffers put back). A forward is about a third of forward + backward, so the
+  limit is near 1.33x. Target: <= 1.5x;
+* SGD-SA with ``loss_mode="eval"`` (the authors' code): two extra eval-mode forwards. Target:
+  <= 1.8x.
+
+It also counts, with a ``TorchDispatchMode``, the tensors that the undo machinery (backups of
+parameters, BatchNorm buffers and optimizer state, and their restore on rejection) allocates per
+step after warm-up: the target is none — everything is copied into buffers allocated once.
+
+    python benchmarks/sgd_sa_overhead.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import hpo
+from strategies import SGDSA
+
+
+class CountAllocations(TorchDispatchMode):
+    """Counts the tensors ops return that do not share storage with an input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in torch.utils._pytree.tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
+                self.count += 1
+        return out
+
+
+def time_per_step(fn, trainer, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) / trainer.steps_per_epoch)
+    return statistics.median(times)
+
+
+def bench(model: str, options: dict, batch_size: int, repeats: int) -> dict[str, float]:
+    task = hpo.Task(
+        model=model, optimizer="sgd", batch_size=batch_size, device="cpu", model_options=options
+    )
+    data = task.load_data()
+    plain = task.build_trainer(data)
+    runs: dict[str, Any] = {"sgd": (plain, lambda: plain.train_epoch(0.1))}
+    undos = {}
+    for mode in ("train", "eval"):
+        trainer = task.build_trainer(data)
+        step, _ = SGDSA(loss_mode=mode).make_step(trainer)
+        runs[mode] = (trainer, lambda t=trainer, s=step: t.run_epoch(s))
+        undos[mode] = step.undo
+    for _, fn in runs.values():  # warm-up: allocator, oneDNN primitives, lazy buffers
+        fn()
+    out = {name: [] for name in runs}
+    for _ in range(repeats):  # interleaved, so machine noise hits every variant alike
+        for name, (trainer, fn) in runs.items():
+            out[name].append(time_per_step(fn, trainer, 1))
+    result = {name: statistics.median(v) for name, v in out.items()}
+
+    # allocations of the undo machinery per step, after warm-up
+    undo = undos["train"]
+    with CountAllocations() as counter:
+        for _ in range(10):
+            undo.save_buffers()
+            undo.save_weights()
+            undo.save_trained_buffers()
+            undo.restore_trained_buffers()
+            undo.restore()
+    result["undo_allocations_per_step"] = counter.count / 10
+    n_params = sum(p.numel() for p in plain.model.parameters())
+    result["params"] = n_params
+    result["buffers"] = sum(b.numel() for b in plain.model.buffers())
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=15, help="epochs timed per variant")
+    args = p.parse_args()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, batch "
+        f"{args.batch_size}, median over {args.repeats} epochs per variant\n"
+    )
+    header = (
+        f"{'model':<22} {'SGD':>9} {'SA train':>9} {'ratio':>6} {'SA eval':>9} "
+        f"{'ratio':>6} {'undo allocs/step':>17}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, model, options in (
+        ("MNIST-1D CNN (5.2k)", "cnn", {}),
+        ("NOS ConvNet b48 (72k)", "convnet", {"base": 48}),
+    ):
+        r = bench(model, options, args.batch_size, args.repeats)
+        print(
+            f"{label:<22} {r['sgd'] * 1e3:7.2f}ms {r['train'] * 1e3:7.2f}ms "
+            f"{r['train'] / r['sgd']:5.2f}x {r['eval'] * 1e3:7.2f}ms {r['eval'] / r['sgd']:5.2f}x "
+            f"{r['undo_allocations_per_step']:17.0f}"
+        )
+    print("\ntargets: train mode <= 1.5x, eval mode <= 1.8x; no allocation by the undo per step")
+
+
+if __name__ == "__main__":
+    main()

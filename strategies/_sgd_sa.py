@@ -1,0 +1,362 @@
+"""``SGDSA``: SGD whose every step is a simulated-annealing move, accepted or undone by the
+Metropolis test (the seed ``000_0cb8384421a24654.txt``; ``docs/algorithms.md`` §2)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hpo import BaseStrategy, Budget, Callback, History, Recorder
+from hpo._validation import check_choice, check_range
+from strategies._metropolis import MetropolisSampler
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
+
+    from trainers import StepStats, Trainer
+    from trainers._trainer import StepFn
+
+#: The paper's H: 14 learning rates, deliberately including large, risky ones.
+PAPER_LRS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.09, 0.08, 0.07, 0.06, 0.05)
+MOMENTUM_TYPES = ("none", "momentum", "nesterov")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SGDSAConfig:
+    r"""Configuration of ``SGDSA``; the defaults are the paper's.
+
+    **Temperature unit.** The worsening is :math:`\Delta = (L_1 - L_0) \cdot` ``loss_scale``,
+    with :math:`L` the minibatch's mean cross-entropy. The authors' code divides the mean loss
+    by the batch size, so their :math:`T_0 = 1` at batch size 512 is a temperature of 512 in
+    mean cross-entropy units; ``loss_scale = 1/512`` (the default) keeps that meaning whatever
+    the batch size. With ``loss_scale = 1`` temperatures are in mean cross-entropy (then
+    :math:`T_0 = 512` is the paper's start, and 0.8 per epoch brings it to ~1 around epoch 28).
+
+    Args:
+        lrs: H, the learning rates a step may take; non-empty, each > 0.
+        t0: The initial temperature, > 0 (in units of ``loss_scale`` x mean cross-entropy).
+        cooling: The cooling factor α, in (0, 1).
+        cooling_per: Cool once per ``epoch`` (the paper) or after every ``step``.
+        loss_scale: Multiplies the loss difference before the test (see above), > 0.
+        loss_mode: How the two losses are measured, the same way for both: ``eval`` — a
+            separate no-grad forward in eval mode at :math:`w` and at :math:`w_{new}` (the
+            authors' code; two extra forwards per step); ``train`` — :math:`L_0` from the
+            training forward, :math:`L_1` from a train-mode forward at :math:`w_{new}` with the
+            BatchNorm buffers put back afterwards (one extra forward).
+        moves: ``lr`` (the paper), or ``lr-momentum``: moves over (lr, momentum type) pairs,
+            the type one of none / momentum / Nesterov (the paper's proposed extension).
+        momentum: The momentum coefficient of ``lr-momentum`` moves, in [0, 1).
+        objective: What the acceptance test compares: the minibatch ``loss`` (the paper) or its
+            0-1 ``error`` (the paper's follow-up idea: a non-differentiable acceptance objective).
+        end_on: The weights the trainer holds at the end: the ``final`` ones, or the ``best``
+            on the validation split at the end of any epoch (the paper's output). Both are scored
+            on the test split either way.
+        seed: Seeds the lr draws and the acceptance tests (with the task's seed); the paper
+            proposes tuning it in an outer random search.
+    """
+
+    lrs: tuple[float, ...] = PAPER_LRS
+    t0: float = 1.0  # SGD-SA §4: T0 = 1
+    cooling: float = 0.8  # SGD-SA §4: alpha = 0.8, once per epoch
+    cooling_per: str = "epoch"
+    loss_scale: float = 1.0 / 512  # the authors' loss / batch size, at their batch size 512
+    loss_mode: str = "eval"  # the authors' code
+    moves: str = "lr"
+    momentum: float = 0.9
+    objective: str = "loss"
+    end_on: str = "final"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        owner = "SGDSAConfig"
+        object.__setattr__(self, "lrs", tuple(self.lrs))
+        if not self.lrs:
+            raise ValueError(f"{owner}.`lrs` (the set H) must not be empty, but got lrs=().")
+        for lr in self.lrs:
+            check_range(owner, "lrs", lr, 0.0, low_closed=False)
+        check_range(owner, "t0", self.t0, 0.0, low_closed=False)
+        check_range(owner, "cooling", self.cooling, 0.0, 1.0, low_closed=False, high_closed=False)
+        check_choice(owner, "cooling_per", self.cooling_per, ("epoch", "step"))
+        check_range(owner, "loss_scale", self.loss_scale, 0.0, low_closed=False)
+        check_choice(owner, "loss_mode", self.loss_mode, ("eval", "train"))
+        check_choice(owner, "moves", self.moves, ("lr", "lr-momentum"))
+        check_range(owner, "momentum", self.momentum, 0.0, 1.0, high_closed=False)
+        check_choice(owner, "objective", self.objective, ("loss", "error"))
+        check_choice(owner, "end_on", self.end_on, ("final", "best"))
+        check_range(owner, "seed", self.seed, 0, integer=True)
+
+
+class SGDSA(BaseStrategy):
+    r"""SGD-SA: at every minibatch, take an SGD step at an lr drawn from H and keep it only if
+    the Metropolis test accepts it (Algorithm 2 of the paper).
+
+    Per minibatch :math:`(x, y)`: forward and backward at :math:`w` (loss :math:`L_0`,
+    gradient :math:`v`); draw :math:`\eta` from H; trial step :math:`w_{new} = w - \eta v`;
+    :math:`L_1` = the loss at :math:`w_{new}` on the same minibatch; accept with probability
+    :math:`\min(1, e^{-(L_1 - L_0)\,s / T})` (:math:`s` = ``loss_scale``), else put :math:`w`
+    back **exactly**: parameters, optimizer state and BatchNorm running statistics are copied
+    into buffers allocated once per run (``torch._foreach_copy_``) and copied back on rejection —
+    never subtracted back, so no floating-point drift. A non-finite :math:`L_1` is a rejection.
+    The temperature cools by α once per epoch (or per step).
+
+    The trainer's optimizer takes the trial step (plain SGD in the paper; its state, if any, is
+    undone with the weights). ``moves="lr-momentum"`` takes the step itself instead, with a
+    per-step choice of no momentum, heavy-ball momentum or Nesterov, and its own momentum buffer.
+
+    Per epoch it records the acceptance rate, the mean acceptance probability clipped to 1 (the
+    paper's Fig. 3a), the temperature, and the mean and histogram of the accepted lrs; the Fig. 3a
+    plot is an artifact of the run. Every minibatch counts as a spent step, accepted or not.
+
+    Example:
+        >>> import hpo
+        >>> from strategies import SGDSA
+        >>> task = hpo.testing.boring_task(optimizer="sgd", epochs=2)
+        >>> h = hpo.run(task, SGDSA(), tracking=False)
+        >>> 0.0 < h.records[0].metrics["acceptance_rate"] <= 1.0
+        True
+    """
+
+    name: ClassVar[str] = "sgd-sa"
+    config_class: ClassVar[type] = SGDSAConfig
+    config: SGDSAConfig
+
+    @classmethod
+    def suggest(cls, trial: optuna.Trial) -> SGDSA:
+        """T0 (log-uniform), the cooling factor and the seed (the paper: tune the seed)."""
+        return cls(
+            t0=trial.suggest_float("t0", 1e-3, 1e2, log=True),
+            cooling=trial.suggest_float("cooling", 0.5, 0.99),
+            seed=trial.suggest_int("seed", 0, 1_000),
+        )
+
+    def make_step(self, trainer: Trainer) -> tuple[StepFn, MetropolisSampler]:
+        """The per-minibatch step of ``trainer.run_epoch`` and the sampler it draws from.
+
+        ``run`` uses it; ``benchmarks/sgd_sa_overhead.py`` times it against plain SGD.
+        """
+        cfg = self.config
+        if cfg.moves == "lr-momentum":
+            moves: list[tuple[float, str]] = [(lr, m) for lr in cfg.lrs for m in MOMENTUM_TYPES]
+        else:
+            moves = [(lr, "none") for lr in cfg.lrs]
+        rng = np.random.default_rng([cfg.seed, trainer.seed])
+        sampler = MetropolisSampler(moves, t0=cfg.t0, cooling=cfg.cooling, rng=rng)
+        undo = _Undo(trainer, own_momentum=cfg.moves == "lr-momentum")
+        train_trial = cfg.loss_mode == "train"
+        measure = trainer.error_on if cfg.objective == "error" else trainer.loss_on
+
+        def step(x: Tensor, y: Tensor) -> StepStats:
+            undo.save_buffers()  # BN running statistics before this minibatch
+            stats = trainer.forward_backward(x, y)
+            if cfg.objective == "error" and train_trial:
+                before = 1.0 - float(stats.correct) / len(y)
+            elif train_trial:
+                before = float(stats.loss)
+            else:
+                before = float(measure(x, y))
+            move = sampler.propose()
+            undo.save_weights()
+            if cfg.moves == "lr-momentum":
+                undo.momentum_step(*move, cfg.momentum)
+            else:
+                trainer.apply_update(move[0])
+            if train_trial:
+                undo.save_trained_buffers()
+                after = float(measure(x, y, train_mode=True))
+                undo.restore_trained_buffers()  # the trial forward must not count as training
+            else:
+                after = float(measure(x, y))
+            delta = (after - before) * cfg.loss_scale
+            if not sampler.accept(delta, move):
+                undo.restore()
+            if cfg.cooling_per == "step":
+                sampler.cool()
+            return stats
+
+        step.undo = undo  # type: ignore[attr-defined]  # for the benchmark's allocation count
+        return step, sampler
+
+    def run(
+        self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
+    ) -> History:
+        cfg = self.config
+        step, sampler = self.make_step(trainer)
+
+        with Recorder(self, trainer, budget, callbacks) as rec:
+            while not rec.done:
+                sampler.reset_stats()
+                temperature = sampler.temperature
+                result = trainer.run_epoch(step)
+                accepted = sampler.accepted_moves
+                lrs = [m[0] for m in accepted]
+                metrics = {
+                    "acceptance_rate": sampler.acceptance_rate,
+                    "mean_acceptance_probability": sampler.mean_probability,
+                    "worsening_acceptance_probability": sampler.worsening_probability,
+                    "worsening_share": sampler.worsening_share,
+                    "temperature": temperature,
+                    "accepted_lr_mean": float(np.mean(lrs)) if lrs else math.nan,
+                    "effective_lr": sum(lrs) / max(sampler.proposed, 1),
+                }
+                for lr in cfg.lrs:
+                    metrics[f"accepted_at_lr_{lr:g}"] = float(sum(v == lr for v in lrs))
+                if cfg.moves == "lr-momentum":
+                    for kind in MOMENTUM_TYPES:
+                        metrics[f"accepted_{kind}"] = float(sum(m[1] == kind for m in accepted))
+                result = _with_lrs(result, lrs)
+                rec.end_epoch(result, metrics=metrics)
+                if cfg.cooling_per == "epoch":
+                    sampler.cool()
+            if cfg.end_on == "best":
+                rec.end_on_best()
+        return rec.history
+
+    def plots(self, history: History) -> dict[str, Figure]:
+        """The paper's Fig. 3a: the mean acceptance probability (clipped to 1) per epoch, of all
+        moves and of the worsening ones, with the acceptance rate and the temperature."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7, 4.2), layout="constrained")
+        ax = fig.subplots()
+        epochs = history.column("epoch")
+        ax.plot(
+            epochs,
+            history.column("mean_acceptance_probability"),
+            marker="o",
+            ms=3,
+            label="mean acceptance probability (clipped to 1)",
+        )
+        ax.plot(
+            epochs,
+            history.column("worsening_acceptance_probability"),
+            marker=".",
+            ms=3,
+            label="... of worsening moves only",
+        )
+        ax.plot(epochs, history.column("acceptance_rate"), ls="--", label="acceptance rate")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("probability")
+        ax.grid(alpha=0.3)
+        twin = ax.twinx()
+        twin.plot(epochs, history.column("temperature"), color="C3", lw=1, label="temperature")
+        twin.set_yscale("log")
+        twin.set_ylabel("temperature", color="C3")
+        lines = ax.get_lines() + twin.get_lines()
+        ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+        ax.set_title(f"{history.strategy}: acceptance of SGD steps")
+        return {"acceptance": fig}
+
+
+class _Undo:
+    """Buffers allocated once per run that make a trial step undoable exactly.
+
+    ``save_buffers`` / ``save_weights`` copy BatchNorm buffers, parameters and optimizer state
+    into them; ``restore`` copies them back (``torch._foreach_copy_``: no allocation per step).
+    The optimizer state is laid out lazily, at the first step that has any (torch creates
+    momentum/Adam buffers on the first ``step()``), and re-laid out if it ever changes.
+    """
+
+    def __init__(self, trainer: Trainer, *, own_momentum: bool) -> None:
+        self.trainer = trainer
+        self.params = [p for p in trainer.model.parameters()]
+        self.buffers = [b for b in trainer.model.buffers()]
+        with torch.no_grad():
+            self.param_copy = [p.detach().clone() for p in self.params]
+            self.buffer_copy = [b.clone() for b in self.buffers]
+            self.trained_copy = [b.clone() for b in self.buffers]
+        self.own_momentum = own_momentum
+        if own_momentum:
+            self.velocity = [torch.zeros_like(p) for p in self.params]
+            self.velocity_copy = [torch.zeros_like(p) for p in self.params]
+        self.state: list[Tensor] = []
+        self.state_copy: list[Tensor] = []
+        self._state_ids: tuple[int, ...] = ()
+
+    @torch.no_grad()
+    def save_buffers(self) -> None:
+        if self.buffers:
+            torch._foreach_copy_(self.buffer_copy, self.buffers)
+
+    @torch.no_grad()
+    def save_trained_buffers(self) -> None:
+        if self.buffers:
+            torch._foreach_copy_(self.trained_copy, self.buffers)
+
+    @torch.no_grad()
+    def restore_trained_buffers(self) -> None:
+        if self.buffers:
+            torch._foreach_copy_(self.buffers, self.trained_copy)
+
+    @torch.no_grad()
+    def save_weights(self) -> None:
+        torch._foreach_copy_(self.param_copy, self.params)
+        if self.own_momentum:
+            torch._foreach_copy_(self.velocity_copy, self.velocity)
+        self._layout_state()
+        if self.state:
+            torch._foreach_copy_(self.state_copy, self.state)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        torch._foreach_copy_(self.params, self.param_copy)
+        if self.buffers:
+            torch._foreach_copy_(self.buffers, self.buffer_copy)
+        if self.own_momentum:
+            torch._foreach_copy_(self.velocity, self.velocity_copy)
+        if self.state:
+            torch._foreach_copy_(self.state, self.state_copy)
+
+    @torch.no_grad()
+    def momentum_step(self, lr: float, kind: str, mu: float) -> None:
+        """The trial step of an (lr, momentum type) move, with SGD-SA's own buffer ``v``:
+        none: w -= lr g; momentum: v = mu v + g, w -= lr v; nesterov: v = mu v + g,
+        w -= lr (g + mu v)."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if kind == "none":
+            torch._foreach_add_(self.params, grads, alpha=-lr)
+            return
+        torch._foreach_mul_(self.velocity, mu)
+        torch._foreach_add_(self.velocity, grads)
+        if kind == "momentum":
+            torch._foreach_add_(self.params, self.velocity, alpha=-lr)
+        else:
+            torch._foreach_add_(self.params, grads, alpha=-lr)
+            torch._foreach_add_(self.params, self.velocity, alpha=-lr * mu)
+
+    def _layout_state(self) -> None:
+        if self.own_momentum:
+            return
+        opt_state = self.trainer.optimizer.state
+        tensors = [
+            v
+            for p in self.params
+            for _, v in sorted(opt_state.get(p, {}).items())
+            if isinstance(v, Tensor)
+        ]
+        ids = tuple(id(t) for t in tensors)
+        if ids != self._state_ids:  # first step with state, or a new optimizer
+            self.state = tensors
+            self.state_copy = [t.clone() for t in tensors]
+            self._state_ids = ids
+
+
+def _with_lrs(result: object, lrs: list[float]) -> object:
+    """The epoch result with the lrs of its accepted steps."""
+    import dataclasses
+
+    if not lrs:
+        return result
+    return dataclasses.replace(
+        result,  # type: ignore[type-var]
+        lr_mean=float(math.fsum(lrs) / len(lrs)),
+        lr_min=min(lrs),
+        lr_max=max(lrs),
+    )
