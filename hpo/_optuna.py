@@ -23,7 +23,7 @@ from hpo._validation import check_choice, check_type
 if TYPE_CHECKING:
     import optuna
 
-    from hpo._history import EpochRecord, History
+    from hpo._history import Decision, EpochRecord, History
     from hpo._strategy import Strategy
     from hpo._tracking import MLflowCallback
     from trainers import DataSplits, Trainer
@@ -52,6 +52,7 @@ class Objective:
         experiment: str = "hpo",
         data: DataSplits | None = None,
         callbacks: tuple[Callback, ...] = (),
+        report: str | None = None,
     ) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"`task` must be an hpo.Task, but got {type(task).__name__}.")
@@ -61,6 +62,8 @@ class Objective:
                 f"strategy, but got {strategy_factory!r}."
             )
         check_type("objective", "metric", metric, str)
+        if report is not None:
+            check_type("objective", "report", report, str)
         check_choice("objective", "summary", summary, ("best", "final"))
         if not (tracking is True or tracking is False or isinstance(tracking, str)):
             raise TypeError(f"`tracking` must be True, False or a URI, but got {tracking!r}.")
@@ -72,6 +75,7 @@ class Objective:
         self.tracking = tracking
         self.experiment = experiment
         self.callbacks = callbacks
+        self.report = metric if report is None else report
         self._data = data
         self._lock = threading.Lock()
         self._parents: dict[str, str] = {}
@@ -105,7 +109,7 @@ class Objective:
                 tags={"optuna.study": trial.study.study_name, "optuna.trial": trial.number},
             )
             callbacks.append(mlflow_cb)
-        callbacks.append(_Reporter(trial, self.metric, mlflow_cb))
+        callbacks.append(_Reporter(trial, self.report, mlflow_cb, self.metric, self.maximize))
         callbacks.extend(self.callbacks)
         history = run(
             self.task,
@@ -220,6 +224,7 @@ def objective(
     tracking: bool | str = True,
     experiment: str = "hpo",
     data: DataSplits | None = None,
+    report: str | None = None,
 ) -> Objective:
     """An Optuna objective: each trial runs the strategy ``strategy_factory(trial)`` builds.
 
@@ -244,6 +249,11 @@ def objective(
         tracking: ``True`` (MLflow at ``MLFLOW_TRACKING_URI``), a URI, or ``False``.
         experiment: The MLflow experiment.
         data: Pre-loaded splits (loaded once on the first trial otherwise).
+        report: The metric reported each epoch for pruning, when it is not ``metric`` (NOS
+            prunes on training accuracy and returns the best validation accuracy). The best
+            ``metric`` so far is kept in ``trial.user_attrs["value_so_far"]``, so a pruned
+            trial's score is known. A strategy's decisions that carry ``report=value`` are
+            reported too, before the epochs (NOS's lr sweep).
 
     Returns:
         An ``Objective``; ``with hpo.objective(...) as obj:`` closes the parent run at the end.
@@ -268,32 +278,73 @@ def objective(
         tracking=tracking,
         experiment=experiment,
         data=data,
+        report=report,
     )
 
 
 class _Reporter(Callback):
-    """Reports the metric to the trial each epoch and prunes when the pruner says so."""
+    """Reports to the trial and prunes when the pruner says so.
 
-    def __init__(self, trial: optuna.Trial, metric: str, mlflow_cb: MLflowCallback | None):
+    Decisions that carry ``report=value`` are reported at steps 0, 1, ... as they come; epochs
+    at ``step = epoch + (the number of such decisions)``. Without decision reports an epoch's
+    step is its number, as users expect.
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        metric: str,
+        mlflow_cb: MLflowCallback | None,
+        value_metric: str,
+        maximize: bool | None,
+    ):
         self.trial = trial
         self.metric = metric
         self.mlflow_cb = mlflow_cb
+        self.value_metric = value_metric
+        self.maximize = maximize is not False
+        self.offset = 0
+        self.best: float | None = None
 
     def on_run_start(self, history: History, trainer: Trainer) -> None:
         if self.mlflow_cb is not None and self.mlflow_cb.run_id is not None:
             self.trial.set_user_attr("mlflow_run_id", self.mlflow_cb.run_id)
 
-    def on_epoch_end(self, history: History, record: EpochRecord) -> None:
-        import optuna
-
-        value = getattr(record, self.metric, None)
+    def on_decision(self, history: History, decision: Decision) -> None:
+        value = decision.details.get("report")
         if value is None:
-            value = record.metrics.get(self.metric, math.nan)
+            return
+        step, self.offset = self.offset, self.offset + 1
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            self.trial.report(float(value), step)
+        self._maybe_prune(step, value)
+
+    def on_epoch_end(self, history: History, record: EpochRecord) -> None:
+        best = _metric(record, self.value_metric)
+        if math.isfinite(best) and (
+            self.best is None or (best > self.best if self.maximize else best < self.best)
+        ):
+            self.best = best
+            self.trial.set_user_attr("value_so_far", best)
+        value = _metric(record, self.metric)
         if not math.isfinite(value):
             return  # a diverged epoch: the run ends and the objective marks the trial
-        self.trial.report(float(value), record.epoch)
+        step = self.offset + record.epoch
+        self.trial.report(float(value), step)
+        self._maybe_prune(step, value)
+
+    def _maybe_prune(self, step: int, value: float) -> None:
+        import optuna
+
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {record.epoch} ({self.metric}={value:.4g})")
+            raise optuna.TrialPruned(f"pruned at step {step} ({self.metric}={value:.4g})")
+
+
+def _metric(record: EpochRecord, name: str) -> float:
+    value = getattr(record, name, None)
+    if value is None:
+        value = record.metrics.get(name, math.nan)
+    return float(value)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,9 @@ class Task:
     Args:
         dataset: One of ``trainers.DATASETS``; default the embedded MNIST-1D.
         model: One of ``trainers.MODELS``.
-        optimizer: One of ``trainers.OPTIMIZERS``.
+        optimizer: One of ``trainers.OPTIMIZERS``, or ``nos:NAME`` for a discovered NOS optimizer
+            (``nos:opt1``..``nos:opt10``, ``nos:a1``..``nos:a5``, ``nos:qhm``, ``nos:powersign``,
+            ``nos:addsign``); NOS optimizers are built for the run's ``epochs`` x steps.
         batch_size: Minibatch size, >= 1.
         epochs: Epochs of a run (the default budget), >= 1.
         seed: Seeds model initialisation and data order, >= 0.
@@ -72,7 +74,23 @@ class Task:
         check_type("Task", "model", self.model, str)
         check_choice("Task", "model", self.model, MODELS)
         check_type("Task", "optimizer", self.optimizer, str)
-        check_choice("Task", "optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer.startswith("nos:"):
+            from strategies._nos._registry import NOS_OPTIMIZERS
+
+            name = self.optimizer[len("nos:") :]
+            if name not in NOS_OPTIMIZERS:
+                raise ValueError(
+                    f"Task.`optimizer` {self.optimizer!r} names no NOS optimizer; known: "
+                    + ", ".join(f"nos:{n}" for n in NOS_OPTIMIZERS)
+                    + "."
+                )
+            if self.momentum is not None or self.weight_decay is not None:
+                raise ValueError(
+                    "Task: `momentum` and `weight_decay` do not apply to NOS optimizers "
+                    f"(optimizer={self.optimizer!r})."
+                )
+        else:
+            check_choice("Task", "optimizer", self.optimizer, OPTIMIZERS)
         check_range("Task", "batch_size", self.batch_size, 1, integer=True)
         check_range("Task", "epochs", self.epochs, 1, integer=True)
         check_range("Task", "seed", self.seed, 0, integer=True)
@@ -144,12 +162,23 @@ class Task:
             model = build_model(
                 self.model, data.input_shape, data.num_classes, **dict(self.model_options)
             )
-        optimizer = build_optimizer(
-            self.optimizer,
-            model.parameters(),
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-        )
+        if self.optimizer.startswith("nos:"):
+            from strategies._nos._registry import build_nos_optimizer
+
+            steps_per_epoch = -(-data.num_train // self.batch_size)
+            optimizer = build_nos_optimizer(
+                self.optimizer[len("nos:") :],
+                model.parameters(),
+                total_steps=self.epochs * steps_per_epoch,
+                seed=seed,
+            )
+        else:
+            optimizer = build_optimizer(
+                self.optimizer,
+                model.parameters(),
+                weight_decay=self.weight_decay,
+                momentum=self.momentum,
+            )
         return Trainer(
             model,
             optimizer,

@@ -29,10 +29,16 @@ from strategies._schedule import Schedule, ScheduleConfig
 from strategies._sgd_sa import SGDSA, SGDSAConfig
 from strategies._static import Static, StaticConfig
 
-# Hyperdyn needs BoTorch/GPyTorch (over a second to import): loaded on first use.
+# Hyperdyn needs BoTorch/GPyTorch (over a second to import), NOS SciPy: loaded on first use.
 _LAZY = {
-    name: "strategies._hyperdyn"
-    for name in ("EpochBO", "EpochBOConfig", "Hyperdyn", "HyperdynConfig", "TimeDecayKernel")
+    **{
+        name: "strategies._hyperdyn"
+        for name in ("EpochBO", "EpochBOConfig", "Hyperdyn", "HyperdynConfig", "TimeDecayKernel")
+    },
+    **{
+        name: "strategies._nos"
+        for name in ("NOSEvaluation", "NOSEvaluationConfig", "NOSPruner", "NOSSampler")
+    },
 }
 
 
@@ -55,6 +61,10 @@ __all__ = [
     "HyperdynConfig",
     "LineageEvent",
     "MetropolisSampler",
+    "NOSEvaluation",
+    "NOSEvaluationConfig",
+    "NOSPruner",
+    "NOSSampler",
     "PBTConfig",
     "RandomSearch",
     "RandomSearchConfig",

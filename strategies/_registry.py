@@ -19,6 +19,7 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "sgd-sa": ("strategies._sgd_sa", "SGDSA"),
     "hyperdyn": ("strategies._hyperdyn._strategy", "Hyperdyn"),
     "epoch-bo": ("strategies._hyperdyn._strategy", "EpochBO"),
+    "nos-evaluation": ("strategies._nos._evaluation", "NOSEvaluation"),
 }
 
 

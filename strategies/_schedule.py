@@ -10,6 +10,9 @@ from hpo import BaseStrategy, Budget, Callback, History, Recorder
 from hpo._validation import check_choice, check_range
 from trainers import SCHEDULES, LRSchedule, make_schedule
 
+#: The manual schedules, and NOS's evolved LR1..LR9 on its warm-up + cosine base.
+KINDS = (*SCHEDULES, *(f"nos-lr{k}" for k in range(1, 10)))
+
 if TYPE_CHECKING:
     import optuna
 
@@ -21,13 +24,14 @@ class ScheduleConfig:
     """Configuration of ``Schedule``; see ``trainers._schedules`` for the formulas.
 
     Args:
-        kind: One of ``constant``, ``step``, ``cosine``, ``one-cycle``, ``restarts``.
+        kind: One of ``constant``, ``step``, ``cosine``, ``one-cycle``, ``restarts``, or
+            ``nos-lr1`` .. ``nos-lr9`` (NOS's evolved multipliers of the one-cycle schedule).
         lr: Base (peak) lr, > 0; ``None`` takes the optimizer's default.
         milestones: ``step``: where the lr drops, as fractions of the run.
         gamma: ``step``: the factor at each milestone, > 0.
         final_lr: ``cosine``/``one-cycle``/``restarts``: the lr at the end of a cycle, >= 0.
-        warmup: ``one-cycle``: linear warm-up, a fraction of the run in [0, 1).
-        hold: ``one-cycle``: constant lr after warm-up, a fraction of the run.
+        warmup: ``one-cycle``, ``nos-lr*``: linear warm-up, a fraction of the run in [0, 1).
+        hold: ``one-cycle``, ``nos-lr*``: constant lr after warm-up, a fraction of the run.
         period: ``restarts``: the first cycle's length, a fraction of the run in (0, 1].
         mult: ``restarts``: growth of each next cycle's length, >= 1.
     """
@@ -43,7 +47,7 @@ class ScheduleConfig:
     mult: float = 1.0  # SGDR's T_mult
 
     def __post_init__(self) -> None:
-        check_choice("ScheduleConfig", "kind", self.kind, SCHEDULES)
+        check_choice("ScheduleConfig", "kind", self.kind, KINDS)
         if self.lr is not None:
             check_range("ScheduleConfig", "lr", self.lr, 0.0, low_closed=False)
         object.__setattr__(self, "milestones", tuple(self.milestones))
@@ -51,6 +55,12 @@ class ScheduleConfig:
 
     def build(self, lr: float) -> LRSchedule:
         """The ``trainers`` schedule object with base lr ``lr``."""
+        if self.kind.startswith("nos-lr"):
+            from strategies._nos._registry import NOSLRSchedule
+
+            return NOSLRSchedule(
+                lr=lr, k=int(self.kind[len("nos-lr") :]), warmup=self.warmup, hold=self.hold
+            )
         options: dict[str, object] = {
             "constant": {},
             "step": {"milestones": self.milestones, "gamma": self.gamma},
