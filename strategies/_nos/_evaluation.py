@@ -149,9 +149,11 @@ class NOSEvaluation(BaseStrategy):
             trainer.restore(initial)
             use(best_lr)
             lr_fn = schedule(best_lr)
-            while not rec.done:
+            while True:  # at least one epoch, even when the sweep used the budget up
                 result: EpochResult = trainer.train_epoch(lr_fn)
                 rec.end_epoch(result, metrics={"sweep_lr": best_lr})
+                if rec.done:
+                    break
         return rec.history
 
 

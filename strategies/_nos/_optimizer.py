@@ -141,10 +141,11 @@ class ProgramOptimizer(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         # per-parameter views would each serialise the whole flat buffer: save copies
         out = super().state_dict()
-        for s in out["state"].values():
-            for k, v in list(s.items()):
-                if isinstance(v, Tensor):
-                    s[k] = v.clone()
+        # torch's state_dict shares the per-parameter dicts with self.state: build new ones
+        out["state"] = {
+            key: {k: v.clone() if isinstance(v, Tensor) else v for k, v in entry.items()}
+            for key, entry in out["state"].items()
+        }
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

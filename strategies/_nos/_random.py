@@ -214,6 +214,10 @@ def mutate(genome: Genome, rng: np.random.Generator, operator: str | None = None
 
 def _mutate_once(genome: Genome, rng: np.random.Generator, operator: str | None) -> Genome | None:
     active = genome.active()
+    if operator == "swap":
+        active = [i for i in active if genome.node(i).arity == 2]
+        if not active:
+            raise ValueError("`swap` needs an active binary node, and this genome has none.")
     index = _choice(rng, active)
     node = genome.node(index)
     if operator is None:

@@ -325,7 +325,7 @@ _UNARY_LATEX = {
     24: r"\max_t({x})",
 }  # fmt: skip
 _BINARY_LATEX = {
-    0: "({x}+{y})", 1: "({x}-{y})", 2: r"({x}\cdot{y})", 3: r"\max({x},{y})",
+    0: "({x}+{y})", 1: "({x}-{y})", 2: r"({x} \cdot {y})", 3: r"\max({x},{y})",
     4: r"\min({x},{y})", 5: r"\frac{{{x}}}{{{y}+\epsilon}}", 6: r"\frac{{{x}}}{{\sqrt{{1+{y}^2}}}}",
     7: r"\mathrm{{clip}}({x},\pm|{y}|)", 8: r"(0.95{x}+0.05{y})", 9: r"|{x}|^{{{y}}}",
 }  # fmt: skip

@@ -27,8 +27,9 @@ def model_state(trainer) -> list[torch.Tensor]:
 
 
 def convnet_trainer(boring_data, optimizer: str = "sgd", dropout: float = 0.2):
-    task = hpo.testing.boring_task(model="convnet", model_options={"base": 8, "dropout": dropout},
-                                   optimizer=optimizer)
+    task = hpo.testing.boring_task(
+        model="convnet", model_options={"base": 8, "dropout": dropout}, optimizer=optimizer
+    )
     return task.build_trainer(boring_data)
 
 
@@ -38,8 +39,10 @@ def convnet_trainer(boring_data, optimizer: str = "sgd", dropout: float = 0.2):
 
 
 @pytest.mark.parametrize("loss_mode", ["eval", "train"])
-@pytest.mark.parametrize(("optimizer", "moves"), [("sgd", "lr"), ("momentum", "lr"),
-                                                  ("adam", "lr"), ("sgd", "lr-momentum")])
+@pytest.mark.parametrize(
+    ("optimizer", "moves"),
+    [("sgd", "lr"), ("momentum", "lr"), ("adam", "lr"), ("sgd", "lr-momentum")],
+)
 def test_a_rejected_step_leaves_parameters_and_buffers_bit_identical(
     boring_data, loss_mode, optimizer, moves
 ):
@@ -50,15 +53,21 @@ def test_a_rejected_step_leaves_parameters_and_buffers_bit_identical(
     trainer.run_epoch(SGDSA(lrs=(0.01,), t0=1e9, moves=moves).make_step(trainer)[0])  # state
     for i in range(5):
         before = model_state(trainer)
-        opt_before = {k: v.clone() for p in trainer.model.parameters()
-                      for k, v in trainer.optimizer.state.get(p, {}).items()
-                      if isinstance(v, torch.Tensor)}
+        opt_before = {
+            k: v.clone()
+            for p in trainer.model.parameters()
+            for k, v in trainer.optimizer.state.get(p, {}).items()
+            if isinstance(v, torch.Tensor)
+        }
         step(x[10 * i :], y[10 * i :])
         assert sampler.accepted == 0, "an lr of 50 with T ~ 0 is always rejected"
         assert all(torch.equal(a, b) for a, b in zip(before, model_state(trainer)))
-        opt_after = {k: v for p in trainer.model.parameters()
-                     for k, v in trainer.optimizer.state.get(p, {}).items()
-                     if isinstance(v, torch.Tensor)}
+        opt_after = {
+            k: v
+            for p in trainer.model.parameters()
+            for k, v in trainer.optimizer.state.get(p, {}).items()
+            if isinstance(v, torch.Tensor)
+        }
         assert all(torch.equal(opt_before[k], opt_after[k]) for k in opt_before)
 
 
@@ -84,10 +93,15 @@ class _CountAllocations(TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         leaves = torch.utils._pytree.tree_leaves
-        inputs = {t.untyped_storage().data_ptr() for t in leaves((args, kwargs))
-                  if isinstance(t, torch.Tensor)}
-        self.count += sum(isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr()
-                          not in inputs for t in leaves(out))
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        self.count += sum(
+            isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs
+            for t in leaves(out)
+        )
         return out
 
 
@@ -116,8 +130,7 @@ def test_the_undo_allocates_nothing_per_step_after_warm_up(boring_data):
 
 @pytest.mark.parametrize(("delta", "temperature"), [(0.5, 1.0), (1.0, 0.5), (0.1, 2.0)])
 def test_acceptance_frequency_matches_the_metropolis_probability(delta, temperature):
-    sampler = MetropolisSampler([0.1], t0=temperature, cooling=0.5,
-                                rng=np.random.default_rng(0))
+    sampler = MetropolisSampler([0.1], t0=temperature, cooling=0.5, rng=np.random.default_rng(0))
     n = 40_000
     accepted = sum(sampler.accept(delta) for _ in range(n))
     p = math.exp(-delta / temperature)
@@ -142,7 +155,8 @@ def test_with_t_near_zero_only_improving_steps_are_accepted():
         m = r.metrics
         assert m["acceptance_rate"] == pytest.approx(1.0 - m["worsening_share"])
         assert m["worsening_acceptance_probability"] == 0.0 or math.isnan(
-            m["worsening_acceptance_probability"])
+            m["worsening_acceptance_probability"]
+        )
 
 
 def test_with_a_huge_temperature_every_step_is_accepted():
@@ -180,11 +194,14 @@ def test_temperature_cools_per_epoch_or_per_step():
 def test_lr_momentum_moves_use_every_momentum_type():
     task = hpo.testing.boring_task(optimizer="sgd", epochs=2)
     h = hpo.run(task, SGDSA(moves="lr-momentum", lrs=(0.05, 0.1)), tracking=False)
-    counts = [sum(r.metrics[f"accepted_{k}"] for r in h.records)
-              for k in ("none", "momentum", "nesterov")]
+    counts = [
+        sum(r.metrics[f"accepted_{k}"] for r in h.records)
+        for k in ("none", "momentum", "nesterov")
+    ]
     assert all(c > 0 for c in counts)
-    assert sum(counts) == sum(r.metrics["acceptance_rate"] * (r.steps // r.epoch)
-                              for r in h.records)
+    assert sum(counts) == sum(
+        r.metrics["acceptance_rate"] * (r.steps // r.epoch) for r in h.records
+    )
 
 
 def test_the_error_objective_drives_the_acceptance():
@@ -193,7 +210,9 @@ def test_the_error_objective_drives_the_acceptance():
     error = hpo.run(task, SGDSA(t0=1e-30, objective="error"), tracking=False)
     # with T ~ 0 a step is kept iff it does not worsen the objective: on the minibatch's 0-1
     # error many steps tie (delta = 0, accepted), unlike on its loss
-    assert error.records[0].metrics["acceptance_rate"] != loss.records[0].metrics["acceptance_rate"]
+    assert (
+        error.records[0].metrics["acceptance_rate"] != loss.records[0].metrics["acceptance_rate"]
+    )
     assert max(error.column("val_acc")) > task.build_trainer().evaluate().acc + 0.05
 
 
@@ -209,8 +228,14 @@ def test_logs_acceptance_signals_and_the_fig_3a_plot(tracking_uri):
     cb = hpo.MLflowCallback(tracking_uri=tracking_uri, run_name="sgd-sa")
     hpo.run(hpo.testing.boring_task(optimizer="sgd", epochs=2), SGDSA(), tracking=cb)
     client = MlflowClient(tracking_uri)
-    for key in ("acceptance_rate", "mean_acceptance_probability", "temperature",
-                "accepted_lr_mean", "accepted_at_lr_0.9", "worsening_acceptance_probability"):
+    for key in (
+        "acceptance_rate",
+        "mean_acceptance_probability",
+        "temperature",
+        "accepted_lr_mean",
+        "accepted_at_lr_0.9",
+        "worsening_acceptance_probability",
+    ):
         assert len(client.get_metric_history(cb.run_id, key)) == 2, key
     plots = {f.path for f in client.list_artifacts(cb.run_id, "plots")}
     assert "plots/acceptance.png" in plots
@@ -224,24 +249,35 @@ def test_usable_by_name_and_from_optuna(boring_data):
     assert isinstance(make_strategy("sgd-sa"), SGDSA)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
     task = hpo.testing.boring_task(optimizer="sgd", epochs=1)
-    study.optimize(hpo.objective(task, SGDSA.suggest, tracking=False, data=boring_data),
-                   n_trials=2)
+    study.optimize(
+        hpo.objective(task, SGDSA.suggest, tracking=False, data=boring_data), n_trials=2
+    )
     assert set(study.trials[0].params) == {"t0", "cooling", "seed"}
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        pytest.param({"lrs": ()}, r"SGDSAConfig.`lrs` \(the set H\) must not be empty", id="empty-H"),
+        pytest.param(
+            {"lrs": ()}, r"SGDSAConfig.`lrs` \(the set H\) must not be empty", id="empty-H"
+        ),
         pytest.param({"lrs": (0.1, 0.0)}, r"SGDSAConfig.`lrs` must be in \(0.0, inf\]", id="lr-0"),
         pytest.param({"lrs": (-0.5,)}, r"SGDSAConfig.`lrs` must be in \(0.0, inf\]", id="lr-neg"),
         pytest.param({"t0": 0.0}, r"SGDSAConfig.`t0` must be in \(0.0, inf\]", id="t0"),
-        pytest.param({"cooling": 1.0}, r"SGDSAConfig.`cooling` must be in \(0.0, 1.0\)", id="cool-1"),
-        pytest.param({"cooling": 0.0}, r"SGDSAConfig.`cooling` must be in \(0.0, 1.0\)", id="cool-0"),
-        pytest.param({"cooling_per": "batch"}, r"SGDSAConfig.`cooling_per` must be one of", id="per"),
+        pytest.param(
+            {"cooling": 1.0}, r"SGDSAConfig.`cooling` must be in \(0.0, 1.0\)", id="cool-1"
+        ),
+        pytest.param(
+            {"cooling": 0.0}, r"SGDSAConfig.`cooling` must be in \(0.0, 1.0\)", id="cool-0"
+        ),
+        pytest.param(
+            {"cooling_per": "batch"}, r"SGDSAConfig.`cooling_per` must be one of", id="per"
+        ),
         pytest.param({"loss_mode": "both"}, r"SGDSAConfig.`loss_mode` must be one of", id="mode"),
         pytest.param({"moves": "lr-nesterov"}, r"SGDSAConfig.`moves` must be one of", id="moves"),
-        pytest.param({"objective": "acc"}, r"SGDSAConfig.`objective` must be one of", id="objective"),
+        pytest.param(
+            {"objective": "acc"}, r"SGDSAConfig.`objective` must be one of", id="objective"
+        ),
         pytest.param({"loss_scale": 0.0}, r"SGDSAConfig.`loss_scale`", id="scale"),
     ],
 )
