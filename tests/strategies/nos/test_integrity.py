@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from strategies._nos._integrity import LR_LADDER, SHIFT, START
+from strategies._nos._ops import base_lr
 from strategies.nos import (
     Decay,
     DecayNode,
@@ -13,8 +15,6 @@ from strategies.nos import (
     named_genome,
     sphere_losses,
 )
-from strategies._nos._integrity import LR_LADDER, SHIFT, START
-from strategies._nos._ops import base_lr
 
 FILLER = Node(1, -1, 0, (0,))
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from strategies._nos._ops import decay_is_valid, decay_values
+from strategies._nos._space import HIDDEN, ROOT
 from strategies.nos import (
     MUTATIONS,
     integrity_check,
@@ -14,8 +16,6 @@ from strategies.nos import (
     random_valid_genome,
     valid_mutant,
 )
-from strategies._nos._ops import decay_is_valid, decay_values
-from strategies._nos._space import HIDDEN, ROOT
 
 
 @pytest.mark.parametrize("operator", MUTATIONS)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import hpo
-from strategies.nos import Decay, DecayNode, Genome, GraphOptimizer, Node, named_genome
 from strategies._nos._ops import cycled_beta, decay_values
+from strategies.nos import Decay, DecayNode, Genome, GraphOptimizer, Node, named_genome
 
 FILLER = Node(1, -1, 0, (0,))
 
