@@ -89,7 +89,12 @@ def _add_task_options(p: argparse.ArgumentParser, *, epochs: int | None = None) 
     g = p.add_argument_group("task")
     g.add_argument("--dataset", default=d.dataset, choices=DATASETS, help="dataset")
     g.add_argument("--model", default=d.model, choices=MODELS, help="model")
-    g.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS, help="base optimizer")
+    g.add_argument(
+        "--optimizer",
+        default=d.optimizer,
+        help=f"base optimizer: {', '.join(OPTIMIZERS)}, or nos:NAME for a discovered NOS "
+        "optimizer (nos:opt1..opt10, nos:a1..a5, nos:qhm, nos:powersign, nos:addsign)",
+    )
     g.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the run")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="minibatch size")
     g.add_argument(

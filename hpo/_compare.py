@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from hpo._strategy import Strategy
 
-StrategySpec = Any  # a Strategy, a strategy class, or a factory seed -> Strategy
+StrategySpec = Any  # a Strategy, a strategy class, a factory seed -> Strategy, or (spec, changes)
 TARGETS = (0.85, 0.90, 0.95)
 
 
@@ -48,8 +48,10 @@ def compare(
 
     Args:
         task: The training problem; its ``seed`` is replaced by each of ``seeds``.
-        strategies: Label -> a strategy, a strategy class (built with its defaults), or a
-            factory ``seed -> strategy``.
+        strategies: Label -> a strategy, a strategy class (built with its defaults), a
+            factory ``seed -> strategy``, or a pair ``(one of those, task changes)`` to run that
+            row on ``task.replace(**changes)`` — e.g. ``(Schedule(), {"optimizer": "nos:opt6"})``
+            to compare optimizers.
         seeds: How many seeds (0, 1, ...), or the seeds themselves.
         budget: The same limits for every run (default: ``task.epochs`` epochs).
         baseline: The label speed-ups are measured against (default: the first).
@@ -112,8 +114,10 @@ def compare(
     total, done = len(labels) * len(seed_list), 0
     try:
         for label in labels:
+            spec, changes = _split(strategies[label])
+            row_task = task.replace(**changes) if changes else task
             for seed in seed_list:
-                strategy = _build(strategies[label], seed)
+                strategy = _build(spec, seed)
                 cbs: list[Any] = []
                 if parent is not None:
                     cbs.append(
@@ -127,7 +131,7 @@ def compare(
                     )
                 start = time.perf_counter()
                 history = run(
-                    task.replace(seed=seed),
+                    row_task.replace(seed=seed),
                     strategy,
                     budget=budget,
                     tracking=False,
@@ -378,6 +382,24 @@ def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Fig
 # =============================================================================================
 # Helpers
 # =============================================================================================
+
+
+def _split(spec: StrategySpec) -> tuple[StrategySpec, dict[str, Any]]:
+    """``(spec, task changes)`` of a row; the changes may not touch the data."""
+    if isinstance(spec, tuple):
+        if len(spec) != 2 or not isinstance(spec[1], dict):
+            raise TypeError(
+                f"A pair in `strategies` must be (strategy, dict of task changes), got {spec!r}."
+            )
+        data_fields = {"dataset", "val_fraction", "train_size", "data_dir", "download", "device"}
+        shared = data_fields & set(spec[1])
+        if shared:
+            raise ValueError(
+                f"Task changes per row may not change the data ({sorted(shared)}): every row "
+                "of a comparison trains on the same splits."
+            )
+        return spec[0], dict(spec[1])
+    return spec, {}
 
 
 def _build(spec: StrategySpec, seed: int) -> Strategy:

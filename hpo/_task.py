@@ -26,7 +26,8 @@ class Task:
         model: One of ``trainers.MODELS``.
         optimizer: One of ``trainers.OPTIMIZERS``, or ``nos:NAME`` for a discovered NOS optimizer
             (``nos:opt1``..``nos:opt10``, ``nos:a1``..``nos:a5``, ``nos:qhm``, ``nos:powersign``,
-            ``nos:addsign``); NOS optimizers are built for the run's ``epochs`` x steps.
+            ``nos:addsign``), or ``nos:genome:<JSON>`` for any searched genome; NOS optimizers are
+            built for the run's ``epochs`` x steps.
         batch_size: Minibatch size, >= 1.
         epochs: Epochs of a run (the default budget), >= 1.
         seed: Seeds model initialisation and data order, >= 0.
@@ -74,7 +75,16 @@ class Task:
         check_type("Task", "model", self.model, str)
         check_choice("Task", "model", self.model, MODELS)
         check_type("Task", "optimizer", self.optimizer, str)
-        if self.optimizer.startswith("nos:"):
+        if self.optimizer.startswith("nos:genome:"):
+            from strategies._nos._space import Genome
+
+            try:
+                Genome.from_json(self.optimizer[len("nos:genome:") :])
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(
+                    f"Task.`optimizer` 'nos:genome:...' must carry a Genome's JSON: {err}"
+                ) from err
+        elif self.optimizer.startswith("nos:"):
             from strategies._nos._registry import NOS_OPTIMIZERS
 
             name = self.optimizer[len("nos:") :]
@@ -163,15 +173,19 @@ class Task:
                 self.model, data.input_shape, data.num_classes, **dict(self.model_options)
             )
         if self.optimizer.startswith("nos:"):
-            from strategies._nos._registry import build_nos_optimizer
+            from strategies._nos import Genome, GraphOptimizer, build_nos_optimizer
 
-            steps_per_epoch = -(-data.num_train // self.batch_size)
-            optimizer = build_nos_optimizer(
-                self.optimizer[len("nos:") :],
-                model.parameters(),
-                total_steps=self.epochs * steps_per_epoch,
-                seed=seed,
-            )
+            total = self.epochs * -(-data.num_train // self.batch_size)
+            name = self.optimizer[len("nos:") :]
+            if name.startswith("genome:"):
+                genome = Genome.from_json(name[len("genome:") :])
+                optimizer = GraphOptimizer(
+                    model.parameters(), genome, total_steps=total, seed=seed
+                )
+            else:
+                optimizer = build_nos_optimizer(
+                    name, model.parameters(), total_steps=total, seed=seed
+                )
         else:
             optimizer = build_optimizer(
                 self.optimizer,

@@ -236,14 +236,17 @@ class Genome:
     # ---------------------------------------------------------------- text
 
     def equation(self) -> str:
-        """``<Type> ~ <expr>`` as the authors' logs print it (used for de-duplication)."""
-        flip = "-" if self.flip else ""
-        return f"{MOMENTUM[self.momentum]} ~ {flip}{self._expr(ROOT, latex=False)}"
+        """``<Type> ~ <expr>`` as the authors' logs print it (used for de-duplication); a
+        flipped genome reads ``<Type> ~ -[<expr>]``."""
+        expr = self._expr(ROOT, latex=False)
+        return f"{MOMENTUM[self.momentum]} ~ {f'-[{expr}]' if self.flip else expr}"
 
     def latex(self) -> str:
         r"""The update as LaTeX, e.g. ``\text{Nest}: U = I_1^e(g)``."""
-        sign = "-" if self.flip else ""
-        return rf"\text{{{MOMENTUM[self.momentum]}}}:\ U = {sign}{self._expr(ROOT, latex=True)}"
+        expr = self._expr(ROOT, latex=True)
+        if self.flip:
+            expr = rf"-\left[{expr}\right]"
+        return rf"\text{{{MOMENTUM[self.momentum]}}}:\ U = {expr}"
 
     def __str__(self) -> str:
         return self.equation()

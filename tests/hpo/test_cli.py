@@ -42,6 +42,8 @@ def test_top_level_help_lists_the_commands(capsys):
         pytest.param(["run", "--lr", "-1"], "`lr` must be in (0.0, inf]", id="lr"),
         pytest.param(["run", "--batch-size", "x"], "invalid int value: 'x'", id="batch"),
         pytest.param(["run", "--device", "tpu"], "Task.`device`", id="device"),
+        pytest.param(["run", "--optimizer", "lion"], "Task.`optimizer` must be one of", id="opt"),
+        pytest.param(["run", "--optimizer", "nos:opt99"], "names no NOS optimizer", id="nos"),
         pytest.param(["run", "--set", "kind=linear"], "`kind` must be one of", id="set"),
         pytest.param(["run", "--set", "bogus"], "--set takes KEY=VALUE", id="set-syntax"),
         pytest.param(["run", "--set", "bogus=1"], "unknown option(s) ['bogus']", id="set-key"),

@@ -153,3 +153,20 @@ def test_compare_rejects_bad_arguments(kwargs, error, match):
     args = {"strategies": {"c": Constant(lr=0.02)}, "seeds": 1, "tracking": False, **kwargs}
     with pytest.raises(error, match=match):
         hpo.compare(hpo.testing.boring_task(epochs=1), args.pop("strategies"), **args)
+
+
+def test_a_row_may_change_the_task_to_compare_optimizers():
+    task = hpo.testing.boring_task(epochs=1)
+    df = hpo.compare(
+        task,
+        {"adam": Constant(lr=0.01), "sgd": (Constant(lr=0.3), {"optimizer": "sgd"})},
+        seeds=1,
+        tracking=False,
+    )
+    histories = df.attrs["histories"]
+    assert histories["adam"][0].task["optimizer"] == "adam"
+    assert histories["sgd"][0].task["optimizer"] == "sgd"
+    with pytest.raises(ValueError, match=r"may not change the data \(\['dataset'\]\)"):
+        hpo.compare(task, {"x": (Constant(), {"dataset": "digits"})}, seeds=1, tracking=False)
+    with pytest.raises(TypeError, match="must be \\(strategy, dict of task changes\\)"):
+        hpo.compare(task, {"x": (Constant(), "sgd")}, seeds=1, tracking=False)

@@ -100,3 +100,33 @@ def test_trainers_built_from_one_data_share_its_tensors(boring_data):
 def test_replace_validates_again():
     with pytest.raises(ValueError, match="epochs"):
         hpo.Task().replace(epochs=-3)
+
+
+def test_nos_optimizers_by_name_and_by_genome(boring_data):
+    from strategies.nos import GraphOptimizer, ProgramOptimizer, named_genome
+
+    trainer = hpo.testing.boring_task(optimizer="nos:opt6").build_trainer(boring_data)
+    assert isinstance(trainer.optimizer, ProgramOptimizer)
+    assert trainer.optimizer.total_steps == 3 * trainer.steps_per_epoch  # built for the run
+    genome = named_genome("adam")
+    trainer = hpo.testing.boring_task(optimizer="nos:genome:" + genome.to_json()).build_trainer(
+        boring_data
+    )
+    assert isinstance(trainer.optimizer, GraphOptimizer) and trainer.optimizer.genome == genome
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        pytest.param(
+            {"optimizer": "nos:lion"}, r"names no NOS optimizer; known: nos:opt1", id="name"
+        ),
+        pytest.param({"optimizer": "nos:genome:[1]"}, r"must carry a Genome's JSON", id="genome"),
+        pytest.param(
+            {"optimizer": "nos:opt1", "weight_decay": 0.1}, r"do not apply to NOS", id="wd"
+        ),
+    ],
+)
+def test_bad_nos_optimizers(changes, match):
+    with pytest.raises(ValueError, match=match):
+        hpo.Task(**changes)
