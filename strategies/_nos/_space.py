@@ -165,7 +165,7 @@ class Genome:
     Example:
         >>> g = Genome(hidden=(Node(1, -1, 0, (0,)),) * 5, root=Node(1, 14, 0, (20,)), momentum=2)
         >>> g.equation()
-        'Nest ~ bessel_i1e(g)'
+        'Nest ~ bessel_i1e(id(g))'
         >>> Genome.from_json(g.to_json()) == g
         True
     """

@@ -157,3 +157,31 @@ def test_bad_sampler_arguments():
         NOSSampler(population=0)
     with pytest.raises(ValueError, match=r"NOSSampler.`init_size` must be in \[4, inf\]"):
         NOSSampler(population=4, init_size=2)
+
+
+def test_two_processes_search_one_storage_at_once(tmp_path):
+    storage = f"journal:{tmp_path / 'nos.log'}"
+    script = textwrap.dedent(f"""
+        import optuna
+        from hpo._optuna import make_storage
+        from tests.strategies.nos.test_sampler import cheap_objective
+        from strategies.nos import NOSSampler
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name="ga", storage=make_storage("{storage}"),
+                                    direction="minimize", load_if_exists=True,
+                                    sampler=NOSSampler(population=2, mutations=2, init_size=3))
+        study.optimize(cheap_objective, n_trials=7)
+    """)
+    root = Path(__file__).resolve().parents[3]
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=root, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    from hpo._optuna import make_storage
+
+    study = optuna.load_study(study_name="ga", storage=make_storage(storage))
+    assert len(study.trials) == 14
+    assert all("nos:genome" in t.system_attrs for t in study.trials)
+    roles = [t.system_attrs["nos:role"] for t in study.trials]
+    assert roles.count("init") >= 3 and roles.count("child") >= 1
