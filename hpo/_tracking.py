@@ -121,6 +121,9 @@ class MLflowCallback(Callback):
         if history.best is not None:
             final["best_val_acc"] = history.best.val_acc
             final["best_epoch"] = history.best.epoch
+        for key, value in history.info.get("summary_metrics", {}).items():
+            if isinstance(value, (int, float)):  # strategy results (e.g. ensemble accuracy)
+                final[key] = value
         log_metrics(client, run_id, final, step=history.epochs)
         if history.diverged_epoch is not None:
             final_tags = {"hpo.diverged_epoch": str(history.diverged_epoch)}

@@ -10,6 +10,7 @@ classmethod that draws its own hyperparameters from an Optuna trial.
 ``static``         black-box HPO of one static lr (and optimizer) across Optuna trials
 ``random-search``  online: every epoch, N random lrs from one snapshot, keep the best branch
 ``pbt``            Population Based Training inside one process
+``distancing``     hills on past minima, wrapping another strategy; checkpoint ensembles
 ``sgd-sa``         every SGD step at an lr from a set, kept or undone by the Metropolis test
 ``hyperdyn``       per-epoch BO (BoTorch, time kernel) with a wait-and-watch test
 ``epoch-bo``       Hyperdyn's greedy variant: always switch to the BO suggestion
@@ -21,6 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 from strategies._constant import Constant, ConstantConfig
+from strategies._distancing import (
+    DistancePenalty,
+    Distancing,
+    DistancingConfig,
+    ensemble_accuracy,
+)
 from strategies._metropolis import MetropolisSampler
 from strategies._pbt import PBT, LineageEvent, PBTConfig
 from strategies._random_search import RandomSearch, RandomSearchConfig
@@ -55,6 +62,9 @@ __all__ = [
     "STRATEGIES",
     "Constant",
     "ConstantConfig",
+    "DistancePenalty",
+    "Distancing",
+    "DistancingConfig",
     "EpochBO",
     "EpochBOConfig",
     "Hyperdyn",
@@ -75,5 +85,6 @@ __all__ = [
     "Static",
     "StaticConfig",
     "TimeDecayKernel",
+    "ensemble_accuracy",
     "make_strategy",
 ]

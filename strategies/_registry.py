@@ -16,6 +16,7 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "static": ("strategies._static", "Static"),
     "random-search": ("strategies._random_search", "RandomSearch"),
     "pbt": ("strategies._pbt", "PBT"),
+    "distancing": ("strategies._distancing", "Distancing"),
     "sgd-sa": ("strategies._sgd_sa", "SGDSA"),
     "hyperdyn": ("strategies._hyperdyn._strategy", "Hyperdyn"),
     "epoch-bo": ("strategies._hyperdyn._strategy", "EpochBO"),

@@ -34,7 +34,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,14 @@ from trainers._data import DataSplits
 from trainers._validation import check_choice, check_range
 
 LrArg = float | Callable[[int], float]
+
+
+class GradientPenalty(Protocol):
+    """A differentiable term added to the training loss, applied through its gradient."""
+
+    def add_gradient(self) -> None:
+        """Add the term's gradient to the parameters' ``.grad`` (after the loss's backward)."""
+        ...
 StepFn = Callable[[Tensor, Tensor], "StepStats"]
 
 # =============================================================================================
@@ -228,6 +236,10 @@ class Trainer:
 
         self.counters = Counters()
         self.spent = Counters()
+        #: A term added to the training loss through its gradient: after every backward pass
+        #: ``penalty.add_gradient()`` adds its gradient to the parameters' ``.grad`` (see
+        #: ``strategies.Distancing``). ``None``: plain training.
+        self.penalty: GradientPenalty | None = None
         self.model.train()
 
     # ------------------------------------------------------------------ convenience
@@ -349,6 +361,7 @@ class Trainer:
                 g["lr"] = float(lr)
 
         model, opt, groups = self.model, self.optimizer, self.optimizer.param_groups
+        penalty = self.penalty
         x_all, y_all = self.data.x_train, self.data.y_train
         n, bs = self.data.num_train, self.batch_size
         first_step = self.counters.steps
@@ -372,6 +385,8 @@ class Trainer:
                     logits = model(x_all[idx])
                     loss = F.cross_entropy(logits, y_all[idx])
                 loss.backward()
+                if penalty is not None:
+                    penalty.add_gradient()
                 opt.step()
                 losses.append(loss.detach())
                 torch.argmax(logits.detach(), dim=1, out=preds[i : i + bs])
@@ -445,6 +460,8 @@ class Trainer:
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
         loss.backward()
+        if self.penalty is not None:
+            self.penalty.add_gradient()
         return StepStats(loss.detach(), (logits.detach().argmax(1) == y).sum())
 
     def apply_update(self, lr: float) -> None:
