@@ -6,6 +6,6 @@ depending on ``hpo``; strategies import them from here.
 
 from __future__ import annotations
 
-from trainers._validation import check_choice, check_range, check_type
+from trainers._validation import check_choice, check_lr_bounds, check_range, check_type
 
-__all__ = ["check_choice", "check_range", "check_type"]
+__all__ = ["check_choice", "check_lr_bounds", "check_range", "check_type"]

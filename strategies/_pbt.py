@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
-from hpo._validation import check_choice, check_range
+from hpo._validation import check_choice, check_lr_bounds, check_range
 
 if TYPE_CHECKING:
     import optuna
@@ -91,13 +91,7 @@ class PBTConfig:
             raise ValueError(f"{owner}.`factors` must not be empty.")
         for f in self.factors:
             check_range(owner, "factors", f, 0.0, low_closed=False)
-        check_range(owner, "lr_min", self.lr_min, 0.0, low_closed=False)
-        check_range(owner, "lr_max", self.lr_max, 0.0, low_closed=False)
-        if not self.lr_min < self.lr_max:
-            raise ValueError(
-                f"{owner}: `lr_min` must be < `lr_max`, but got lr_min={self.lr_min!r}, "
-                f"lr_max={self.lr_max!r}."
-            )
+        check_lr_bounds(owner, self.lr_min, self.lr_max)
         object.__setattr__(self, "hyperparameters", tuple(self.hyperparameters))
         if "lr" not in self.hyperparameters:
             raise ValueError(f"{owner}.`hyperparameters` must include 'lr'.")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
-from hpo._validation import check_range
+from hpo._validation import check_lr_bounds, check_range
 
 if TYPE_CHECKING:
     import optuna
@@ -38,14 +38,8 @@ class RandomSearchConfig:
     def __post_init__(self) -> None:
         owner = "RandomSearchConfig"
         check_range(owner, "n_candidates", self.n_candidates, 1, integer=True)
-        check_range(owner, "lr_min", self.lr_min, 0.0, low_closed=False)
-        check_range(owner, "lr_max", self.lr_max, 0.0, low_closed=False)
+        check_lr_bounds(owner, self.lr_min, self.lr_max)
         check_range(owner, "seed", self.seed, 0, integer=True)
-        if not self.lr_min < self.lr_max:
-            raise ValueError(
-                f"{owner}: `lr_min` must be < `lr_max`, but got lr_min={self.lr_min!r}, "
-                f"lr_max={self.lr_max!r}."
-            )
 
 
 class RandomSearch(BaseStrategy):

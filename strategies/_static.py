@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
-from hpo._validation import check_choice, check_range
+from hpo._validation import check_choice, check_lr_bounds, check_range
 
 if TYPE_CHECKING:
     import optuna
@@ -50,13 +50,7 @@ class StaticConfig:
         owner = "StaticConfig"
         check_choice(owner, "sampler", self.sampler, SAMPLERS)
         check_range(owner, "n_trials", self.n_trials, 1, integer=True)
-        check_range(owner, "lr_min", self.lr_min, 0.0, low_closed=False)
-        check_range(owner, "lr_max", self.lr_max, 0.0, low_closed=False)
-        if not self.lr_min < self.lr_max:
-            raise ValueError(
-                f"{owner}: `lr_min` must be < `lr_max`, but got lr_min={self.lr_min!r}, "
-                f"lr_max={self.lr_max!r}."
-            )
+        check_lr_bounds(owner, self.lr_min, self.lr_max)
         object.__setattr__(self, "optimizers", tuple(self.optimizers))
         for name in self.optimizers:
             check_choice(owner, "optimizers", name, OPTIMIZERS)

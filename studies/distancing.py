@@ -6,7 +6,7 @@ Every run uses momentum SGD with cosine annealing and warm restarts (4 cycles; a
 each restart, i.e. at the end of each cycle's minimum), the baseline being the same schedule
 without distancing.
 
-    python studies/distancing.py                      # ~5 minutes on 2 CPU cores
+    python studies/distancing.py                      # ~4 minutes on 2 CPU cores
     python studies/distancing.py --dataset cifar10 --model resnet20 --epochs 80 --device cuda \\
         --download
 
@@ -17,51 +17,38 @@ network.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 
+from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
+
 import hpo
 from strategies import Distancing, Schedule
-from trainers import DATASETS, MODELS
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default="cnn", choices=MODELS)
-    p.add_argument("--epochs", type=int, default=40)
+    p = parser(__doc__)
+    add_task_arguments(p, epochs=40)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--lr", type=float, default=0.1, help="peak lr of the restarts schedule")
     p.add_argument("--poor-lr", type=float, default=0.01, help="the deliberately poor lr")
     p.add_argument("--s", type=float, default=1.0, help="strength when it is not the variable")
     p.add_argument("--sigma", type=float, default=4.0, help="width when it is not the variable")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--no-tracking", action="store_true")
-    p.add_argument("--output-dir", default="hpo-output/distancing")
+    add_tracking_arguments(p, "hpo-output/distancing")
     args = p.parse_args()
 
-    task = hpo.Task(
-        dataset=args.dataset,
-        model=args.model,
-        optimizer="momentum",
-        epochs=args.epochs,
-        device=args.device,
-        download=args.download,
-    )
-    tracking = False if args.no_tracking else (args.tracking_uri or True)
+    task = task_from(args, optimizer="momentum")
     restarts = Schedule(kind="restarts", lr=args.lr, period=0.25)
 
     def dist(**kw):  # noqa: ANN202
         return Distancing(restarts, **{"s": args.s, "sigma": args.sigma, **kw})
 
     experiments = {
-        "strength s": {"restarts": restarts, **{f"s={s:g}": dist(s=s) for s in (0.1, 1.0, 10.0)}},
+        # s = 0: checkpoints but no hills, i.e. plain SGDR snapshots, for the ensemble table
+        "strength s": {
+            "restarts": restarts,
+            **{f"s={s:g}": dist(s=s) for s in (0.0, 0.1, 1.0, 10.0)},
+        },
         "width sigma": {
             "restarts": restarts,
             **{f"sigma={w:g}": dist(sigma=w) for w in (1.0, 4.0, 16.0)},
@@ -91,7 +78,7 @@ def main() -> None:
             task,
             rows,
             seeds=args.seeds,
-            tracking=tracking,
+            tracking=tracking(args),
             run_name=f"distancing: {title}",
             output_dir=f"{args.output_dir}/{slug}",
             progress=lambda line: print(line, flush=True),

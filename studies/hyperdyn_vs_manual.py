@@ -20,12 +20,12 @@ lr against epochs: Fig. 2(a)).
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
 
 import hpo
 from strategies import Constant, EpochBO, Hyperdyn, RandomSearch, Schedule
-from trainers import DATASETS, MODELS, OPTIMIZERS
 
 HE_MILESTONES = (0.5, 0.75)  # He et al. (2016): lr / 10 at 32k and 48k of 64k iterations
 
@@ -41,34 +41,15 @@ def tune(task: hpo.Task, make, grid: list[float], seed: int, data) -> tuple[floa
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default="cnn", choices=MODELS)
-    p.add_argument("--optimizer", default="momentum", choices=OPTIMIZERS)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=100)
+    p = parser(__doc__)
+    add_task_arguments(p, epochs=30, optimizer="momentum")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--tuning-seed", type=int, default=100, help="seed of the manual tuning runs")
     p.add_argument("--grid", default="0.01,0.03,0.1,0.3", help="lrs tried when tuning")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--no-tracking", action="store_true")
-    p.add_argument("--output-dir", default="hpo-output/hyperdyn-vs-manual")
+    add_tracking_arguments(p, "hpo-output/hyperdyn-vs-manual")
     args = p.parse_args()
 
-    task = hpo.Task(
-        dataset=args.dataset,
-        model=args.model,
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        download=args.download,
-    )
+    task = task_from(args)
     data = task.load_data()
     grid = [float(v) for v in args.grid.split(",")]
     step_lr, step_acc = tune(
@@ -99,13 +80,12 @@ def main() -> None:
             random_start_outcome="difference",
         ),
     }
-    tracking = False if args.no_tracking else (args.tracking_uri or True)
     table = hpo.compare(
         task,
         strategies,
         seeds=args.seeds,
         baseline="manual-step",
-        tracking=tracking,
+        tracking=tracking(args),
         run_name="hyperdyn-vs-manual",
         output_dir=args.output_dir,
         progress=lambda line: print(line, flush=True),

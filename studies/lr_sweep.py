@@ -14,19 +14,19 @@ valley plot written to ``--output-dir``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 import time
 
 import numpy as np
+from _common import add_task_arguments, add_tracking_arguments, parser, task_from
 from matplotlib.figure import Figure
 
 import hpo
 from hpo.exceptions import StopRun
 from strategies import Constant
-from trainers import DATASETS, MODELS, OPTIMIZERS
+from trainers import OPTIMIZERS
 
 SEED_OPTIMIZERS = "sgd,momentum,nesterov,adagrad,adadelta,rmsprop,adam"
 
@@ -43,38 +43,22 @@ class StopAtTrainAccuracy(hpo.Callback):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = parser(__doc__)
     p.add_argument("--optimizers", default=SEED_OPTIMIZERS, help="comma-separated names")
     p.add_argument("--lrs", type=int, default=17, help="number of log-spaced lrs")
     p.add_argument("--lr-min", type=float, default=1e-6)
     p.add_argument("--lr-max", type=float, default=100.0)
     p.add_argument("--target", type=float, default=0.80, help="training accuracy to reach")
-    p.add_argument("--epochs", type=int, default=20, help="cap per run (reaching it = failure)")
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default="cnn", choices=MODELS)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--device", default="auto")
+    add_task_arguments(p, epochs=20)  # the cap per run: reaching it is a failure
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tracking-uri", default=None, help="MLflow URI (default: MLflow's)")
-    p.add_argument("--no-tracking", action="store_true")
-    p.add_argument("--output-dir", default="hpo-output/lr-sweep")
+    add_tracking_arguments(p, "hpo-output/lr-sweep")
     args = p.parse_args()
     names = [n for n in args.optimizers.split(",") if n]
     for n in names:
         if n not in OPTIMIZERS:
             p.error(f"unknown optimizer {n!r}; known: {', '.join(OPTIMIZERS)}")
 
-    base = hpo.Task(
-        dataset=args.dataset,
-        model=args.model,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        seed=args.seed,
-        device=args.device,
-    )
+    base = task_from(args, seed=args.seed)
     data = base.load_data()
     lrs = np.logspace(math.log10(args.lr_min), math.log10(args.lr_max), args.lrs).tolist()
 

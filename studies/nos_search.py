@@ -15,54 +15,35 @@ again with the same ``--storage`` and ``--study-name`` to continue the same sear
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 
 import optuna
+from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
 
 import hpo
 from strategies._nos._evaluation import PAPER_SWEEP
 from strategies.nos import Genome, NOSEvaluation, NOSPruner, NOSSampler, genome_of
-from trainers import DATASETS, MODELS
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = parser(__doc__)
     p.add_argument("--population", type=int, default=3, help="P, particles")
     p.add_argument("--mutations", type=int, default=3, help="M, children per particle and step")
     p.add_argument("--steps", type=int, default=3, help="S, GA time-steps")
     p.add_argument("--init-size", type=int, default=9, help="random candidates first")
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default="convnet", choices=MODELS)
+    add_task_arguments(p, epochs=8, model="convnet")
     p.add_argument("--base", type=int, default=16, help="the ConvNet's first-layer channels")
-    p.add_argument("--epochs", type=int, default=8, help="epochs of each final run")
     p.add_argument("--sweep-epochs", type=int, default=1, help="epochs of each sweep run")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--download", action="store_true")
     p.add_argument("--storage", default=None, help="Optuna storage (default: in memory)")
     p.add_argument("--study-name", default="nos-search")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--no-tracking", action="store_true")
-    p.add_argument("--output-dir", default="hpo-output/nos-search")
+    add_tracking_arguments(p, "hpo-output/nos-search")
     args = p.parse_args()
 
     options = {"base": args.base} if args.model == "convnet" else {}
-    task = hpo.Task(
-        dataset=args.dataset,
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        download=args.download,
-        model_options=options,
-    )
+    task = task_from(args, model_options=options)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     from hpo._optuna import make_storage
 
@@ -108,8 +89,7 @@ def main() -> None:
             flush=True,
         )
 
-    tracking = False if args.no_tracking else (args.tracking_uri or True)
-    with hpo.objective(task, make, "val_acc", report="train_acc", tracking=tracking) as obj:
+    with hpo.objective(task, make, "val_acc", report="train_acc", tracking=tracking(args)) as obj:
         study.optimize(obj, n_trials=todo, callbacks=[progress])
 
     scored = []
@@ -139,13 +119,14 @@ def main() -> None:
     os.makedirs(args.output_dir, exist_ok=True)
     fig.savefig(path, dpi=120)
     parent = study.user_attrs.get("mlflow_parent_run_id")
-    if parent and tracking is not False:
+    if parent and not args.no_tracking:
         from hpo._tracking import mlflow_client
 
         mlflow_client(args.tracking_uri).log_figure(parent, fig, "plots/fitness.png")
-    print(
-        f"\nfitness plot: {path}; best genome: {os.path.join(args.output_dir, 'best_genome.json')}"
-    )
+    if scored:
+        print(f"\nfitness plot: {path}; best genome: {args.output_dir}/best_genome.json")
+    else:
+        print(f"\nno candidate finished unpruned (try more --epochs); fitness plot: {path}")
     if parent:
         print(f"MLflow parent run: {parent}")
 

@@ -13,13 +13,13 @@ idea; the tuning runs are not counted in the table).
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from _common import add_task_arguments, add_tracking_arguments, parser, show, task_from, tracking
 
 import hpo
 from strategies import Schedule
 from strategies.nos import Genome
-from trainers import DATASETS, MODELS
 
 BASELINES = ("adam", "sgd", "nesterov", "rmsprop")
 DISCOVERED = (
@@ -48,14 +48,8 @@ def tune(task: hpo.Task, optimizer: str, grid: list[float], seed: int, data) -> 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default="cnn", choices=MODELS)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=100)
+    p = parser(__doc__)
+    add_task_arguments(p, epochs=20)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--tuning-seed", type=int, default=100)
     p.add_argument("--grid", default="3,0.3,0.03,0.003", help="peak lrs tried when tuning")
@@ -66,21 +60,10 @@ def main() -> None:
         default=[],
         help="a genome JSON file (e.g. nos_search.py's best_genome.json); repeatable",
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--no-tracking", action="store_true")
-    p.add_argument("--output-dir", default="hpo-output/nos-transfer")
+    add_tracking_arguments(p, "hpo-output/nos-transfer")
     args = p.parse_args()
 
-    task = hpo.Task(
-        dataset=args.dataset,
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        download=args.download,
-    )
+    task = task_from(args)
     data = task.load_data()
     optimizers = {name.removeprefix("nos:"): name for name in args.optimizers.split(",") if name}
     for i, path in enumerate(args.genome):
@@ -94,19 +77,16 @@ def main() -> None:
         lr = tune(task, optimizer, grid, args.tuning_seed, data)
         print(f"tuned {label}: peak lr {lr:g}", flush=True)
         rows[label] = (Schedule(kind="one-cycle", lr=lr), {"optimizer": optimizer})
-    tracking = False if args.no_tracking else (args.tracking_uri or True)
     table = hpo.compare(
         task,
         rows,
         seeds=args.seeds,
-        tracking=tracking,
+        tracking=tracking(args),
         run_name="nos-transfer",
         output_dir=args.output_dir,
         progress=lambda s: print(s, flush=True),
     )
-    print()
-    print(hpo.format_table(table))
-    print(f"\ntable and plots: {', '.join(table.attrs['plots'])}")
+    show(table)
 
 
 if __name__ == "__main__":

@@ -18,52 +18,33 @@ Prints the per-seed table (best validation accuracy and loss), the best of the s
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
+from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
+
 import hpo
 from strategies import SGDSA, Schedule
-from trainers import DATASETS, MODELS
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default="cnn", choices=MODELS)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=100)
+    p = parser(__doc__)
+    add_task_arguments(p, epochs=100)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--loss-mode", default="eval", choices=("eval", "train"))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--no-tracking", action="store_true")
-    p.add_argument("--output-dir", default="hpo-output/sgd-sa-vs-scheduled")
+    add_tracking_arguments(p, "hpo-output/sgd-sa-vs-scheduled")
     args = p.parse_args()
 
-    task = hpo.Task(
-        dataset=args.dataset,
-        model=args.model,
-        optimizer="sgd",
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        download=args.download,
-    )
+    task = task_from(args, optimizer="sgd")
     strategies = {
         "scheduled-sgd": Schedule(kind="step", lr=0.1, milestones=(0.3, 0.7), gamma=0.1),
         "sgd-sa": SGDSA(loss_mode=args.loss_mode),
     }
-    tracking = False if args.no_tracking else (args.tracking_uri or True)
     table = hpo.compare(
         task,
         strategies,
         seeds=args.seeds,
-        tracking=tracking,
+        tracking=tracking(args),
         run_name="sgd-sa-vs-scheduled",
         output_dir=args.output_dir,
         progress=lambda line: print(line, flush=True),

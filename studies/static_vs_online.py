@@ -11,40 +11,23 @@ for branches or a population while they train. The table shows both the accuracy
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from _common import add_task_arguments, add_tracking_arguments, parser, show, task_from, tracking
 
 import hpo
 from strategies import PBT, RandomSearch, Schedule, Static
-from trainers import DATASETS, MODELS, OPTIMIZERS
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default="cnn", choices=MODELS)
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--epochs", type=int, default=20)
+    p = parser(__doc__)
+    add_task_arguments(p, epochs=20, optimizer="adam")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--trials", type=int, default=8, help="full runs per static search")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--tracking-uri", default=None)
-    p.add_argument("--no-tracking", action="store_true")
-    p.add_argument("--output-dir", default="hpo-output/static-vs-online")
+    add_tracking_arguments(p, "hpo-output/static-vs-online")
     args = p.parse_args()
 
-    task = hpo.Task(
-        dataset=args.dataset,
-        model=args.model,
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        device=args.device,
-        download=args.download,
-    )
+    task = task_from(args)
     strategies = {
         "schedule": Schedule(kind="one-cycle"),
         "static-tpe": Static(sampler="tpe", n_trials=args.trials),
@@ -52,19 +35,16 @@ def main() -> None:
         "random-search": RandomSearch(),
         "pbt": PBT(),
     }
-    tracking = False if args.no_tracking else (args.tracking_uri or True)
     table = hpo.compare(
         task,
         strategies,
         seeds=args.seeds,
-        tracking=tracking,
+        tracking=tracking(args),
         run_name="static-vs-online",
         output_dir=args.output_dir,
         progress=lambda line: print(line, flush=True),
     )
-    print()
-    print(hpo.format_table(table))
-    print(f"\ntable and plots: {', '.join(table.attrs['plots'])}")
+    show(table)
 
 
 if __name__ == "__main__":

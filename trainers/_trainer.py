@@ -52,6 +52,8 @@ class GradientPenalty(Protocol):
     def add_gradient(self) -> None:
         """Add the term's gradient to the parameters' ``.grad`` (after the loss's backward)."""
         ...
+
+
 StepFn = Callable[[Tensor, Tensor], "StepStats"]
 
 # =============================================================================================

@@ -48,6 +48,16 @@ def check_range(
         raise ValueError(f"{owner}.`{name}` must be in {interval}, but got {name}={value!r}.")
 
 
+def check_lr_bounds(owner: str, lr_min: Any, lr_max: Any) -> None:
+    """Raise unless ``0 < lr_min < lr_max`` (each named in the message)."""
+    check_range(owner, "lr_min", lr_min, 0.0, low_closed=False)
+    check_range(owner, "lr_max", lr_max, 0.0, low_closed=False)
+    if not lr_min < lr_max:
+        raise ValueError(
+            f"{owner}: `lr_min` must be < `lr_max`, but got lr_min={lr_min!r}, lr_max={lr_max!r}."
+        )
+
+
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     choices = tuple(choices)

@@ -1,4 +1,5 @@
-"""Test helpers for strategy authors: ``boring_task`` and ``StrategyTestSuite``.
+"""Test helpers for strategy authors: ``boring_task``, ``StrategyTestSuite`` and
+``CountAllocations``.
 
 ``StrategyTestSuite`` needs pytest; it is imported on first use so that ``import hpo`` does not.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from hpo.testing._allocations import CountAllocations
 from hpo.testing._tasks import boring_task
 
-__all__ = ["StrategyTestSuite", "boring_task"]
+__all__ = ["CountAllocations", "StrategyTestSuite", "boring_task"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
-from hpo._validation import check_choice, check_range
+from hpo._validation import check_choice, check_lr_bounds, check_range
 from strategies._hyperdyn._model import DTYPE
 from strategies._hyperdyn._model import suggest as bo_suggest
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
@@ -108,13 +108,7 @@ class HyperdynConfig:
             )
         if ("beta1" in self.hyperparameters) != ("beta2" in self.hyperparameters):
             raise ValueError(f"{owner}: tune 'beta1' and 'beta2' together (Adam's betas).")
-        check_range(owner, "lr_min", self.lr_min, 0.0, low_closed=False)
-        check_range(owner, "lr_max", self.lr_max, 0.0, low_closed=False)
-        if not self.lr_min < self.lr_max:
-            raise ValueError(
-                f"{owner}: `lr_min` must be < `lr_max`, but got lr_min={self.lr_min!r}, "
-                f"lr_max={self.lr_max!r}."
-            )
+        check_lr_bounds(owner, self.lr_min, self.lr_max)
         for name in ("momentum_bounds", "beta1_bounds", "beta2_bounds"):
             lo, hi = getattr(self, name)
             object.__setattr__(self, name, (float(lo), float(hi)))

@@ -38,16 +38,20 @@ def formula(params, checkpoints, s, sigma, nus):
 @pytest.mark.parametrize("distance", ["l2", "layer"])
 def test_penalty_and_its_gradient_match_the_formula_and_autograd(distance):
     torch.manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(3, 2, dtype=torch.float64)),
-              torch.nn.Parameter(torch.randn(4, dtype=torch.float64))]
-    penalty = DistancePenalty(params, strength=0.7, width=1.5, distance=distance,
-                              max_checkpoints=3)
+    params = [
+        torch.nn.Parameter(torch.randn(3, 2, dtype=torch.float64)),
+        torch.nn.Parameter(torch.randn(4, dtype=torch.float64)),
+    ]
+    penalty = DistancePenalty(
+        params, strength=0.7, width=1.5, distance=distance, max_checkpoints=3
+    )
     checkpoints, nus = [], []
     for _ in range(3):
         penalty.add_checkpoint()
         checkpoints.append([p.detach().clone() for p in params])
-        nus.append([1.0 / float(p.detach().pow(2).sum()) if distance == "layer" else 1.0
-                    for p in params])
+        nus.append(
+            [1.0 / float(p.detach().pow(2).sum()) if distance == "layer" else 1.0 for p in params]
+        )
         with torch.no_grad():
             for p in params:
                 p.add_(0.4 * torch.randn_like(p))
@@ -90,8 +94,9 @@ def test_with_s_zero_training_is_bit_identical_to_plain_training(boring_data):
     h_wrapped = Distancing(inner, s=0.0, sigma=1.0).run(wrapped, task.budget())
     assert h_wrapped.column("train_loss") == h_plain.column("train_loss")
     assert h_wrapped.column("val_acc") == h_plain.column("val_acc")
-    assert all(torch.equal(a, b) for a, b in zip(plain.model.parameters(),
-                                                 wrapped.model.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(plain.model.parameters(), wrapped.model.parameters())
+    )
     assert h_wrapped.info["checkpoint_epochs"] == [2, 4]  # the checkpoints were still taken
 
 
@@ -107,8 +112,9 @@ def test_distancing_pushes_the_weights_away_from_the_checkpoint(boring_data):
 
 def test_checkpoints_follow_the_restarts_and_the_maximum_kept(boring_data):
     task = hpo.testing.boring_task(epochs=8)
-    strategy = Distancing(Schedule(kind="restarts", lr=0.02, period=0.25), s=0.5,
-                          max_checkpoints=2)
+    strategy = Distancing(
+        Schedule(kind="restarts", lr=0.02, period=0.25), s=0.5, max_checkpoints=2
+    )
     trainer = task.build_trainer(boring_data)
     h = strategy.run(trainer, task.budget())
     assert h.info["checkpoint_epochs"] == [2, 4, 6]
@@ -116,7 +122,9 @@ def test_checkpoints_follow_the_restarts_and_the_maximum_kept(boring_data):
     assert trainer.penalty is None  # the hook is removed after the run
     ens = h.info["ensemble"]
     assert ens["members"] == 3  # the 2 kept checkpoints and the final weights
-    assert 0.0 <= ens["val_acc"] <= 1.0 and ens["best_single_val_acc"] == max(ens["single_val_accs"])
+    assert 0.0 <= ens["val_acc"] <= 1.0 and ens["best_single_val_acc"] == max(
+        ens["single_val_accs"]
+    )
 
 
 def test_restart_checkpoints_need_a_restarts_schedule():
@@ -161,14 +169,35 @@ def test_logs_distances_penalty_and_ensemble_to_mlflow(tracking_uri):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        pytest.param({"s": -1.0}, ValueError, r"DistancingConfig.`s` must be in \[0.0, inf\]", id="s"),
-        pytest.param({"sigma": 0.0}, ValueError, r"DistancingConfig.`sigma` must be in \(0.0, inf\]", id="sigma"),
-        pytest.param({"checkpoints": "best"}, ValueError, r"`checkpoints` must be one of \{'restarts', 'every', 'epochs'\}", id="when"),
+        pytest.param(
+            {"s": -1.0}, ValueError, r"DistancingConfig.`s` must be in \[0.0, inf\]", id="s"
+        ),
+        pytest.param(
+            {"sigma": 0.0},
+            ValueError,
+            r"DistancingConfig.`sigma` must be in \(0.0, inf\]",
+            id="sigma",
+        ),
+        pytest.param(
+            {"checkpoints": "best"},
+            ValueError,
+            r"`checkpoints` must be one of \{'restarts', 'every', 'epochs'\}",
+            id="when",
+        ),
         pytest.param({"checkpoints": "epochs"}, ValueError, r"needs the epochs in `at`", id="at"),
         pytest.param({"every": 0}, ValueError, r"DistancingConfig.`every`", id="every"),
-        pytest.param({"max_checkpoints": 0}, ValueError, r"DistancingConfig.`max_checkpoints`", id="max"),
-        pytest.param({"distance": "cosine"}, ValueError, r"`distance` must be one of \{'l2', 'layer'\}", id="distance"),
-        pytest.param({"at": (0,)}, ValueError, r"DistancingConfig.`at` must be in \[1, inf\]", id="at-0"),
+        pytest.param(
+            {"max_checkpoints": 0}, ValueError, r"DistancingConfig.`max_checkpoints`", id="max"
+        ),
+        pytest.param(
+            {"distance": "cosine"},
+            ValueError,
+            r"`distance` must be one of \{'l2', 'layer'\}",
+            id="distance",
+        ),
+        pytest.param(
+            {"at": (0,)}, ValueError, r"DistancingConfig.`at` must be in \[1, inf\]", id="at-0"
+        ),
     ],
 )
 def test_bad_config(kwargs, error, match):
@@ -184,5 +213,6 @@ def test_cannot_wrap_itself():
 def test_no_nan_in_distances_after_checkpoints(boring_data):
     task = hpo.testing.boring_task(epochs=3)
     h = Distancing(Constant(lr=0.02), s=1.0, checkpoints="every", every=1).run(
-        task.build_trainer(boring_data), task.budget())
+        task.build_trainer(boring_data), task.budget()
+    )
     assert all(math.isfinite(v) for v in h.column("distance_c0"))

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import hpo
-from hpo.testing import StrategyTestSuite
+from hpo.testing import CountAllocations, StrategyTestSuite
 from strategies import SGDSA, MetropolisSampler
 
 
@@ -84,33 +82,12 @@ def test_an_accepted_train_mode_step_leaves_batchnorm_as_one_training_step_would
     assert all(torch.equal(p, q) for p, q in zip(model_state(a), model_state(b)))
 
 
-class _CountAllocations(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        leaves = torch.utils._pytree.tree_leaves
-        inputs = {
-            t.untyped_storage().data_ptr()
-            for t in leaves((args, kwargs))
-            if isinstance(t, torch.Tensor)
-        }
-        self.count += sum(
-            isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs
-            for t in leaves(out)
-        )
-        return out
-
-
 def test_the_undo_allocates_nothing_per_step_after_warm_up(boring_data):
     trainer = convnet_trainer(boring_data, "momentum")
     step, _ = SGDSA(loss_mode="train").make_step(trainer)
     trainer.run_epoch(step)  # warm-up: the optimizer state exists now
     undo = step.undo
-    with _CountAllocations() as counter:
+    with CountAllocations() as counter:
         for _ in range(5):
             undo.save_buffers()
             undo.save_weights()
@@ -118,7 +95,7 @@ def test_the_undo_allocates_nothing_per_step_after_warm_up(boring_data):
             undo.restore_trained_buffers()
             undo.restore()
     assert counter.count == 0
-    with _CountAllocations() as sanity:
+    with CountAllocations() as sanity:
         torch.zeros(3)
     assert sanity.count == 1  # the counter does see allocations
 

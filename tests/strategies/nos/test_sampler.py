@@ -173,8 +173,12 @@ def test_two_processes_search_one_storage_at_once(tmp_path):
         study.optimize(cheap_objective, n_trials=7)
     """)
     root = Path(__file__).resolve().parents[3]
-    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=root, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=root, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
