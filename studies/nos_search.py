@@ -146,7 +146,7 @@ def plot_fitness(study: optuna.Study, sampler: NOSSampler):
     init = [f for f in init if math.isfinite(f)]
     ax.scatter([0] * len(init), [100 * f for f in init], color="grey", s=12, label="initial")
     for t in study.trials:
-        if t.system_attrs.get("nos:role") == "child":
+        if t.system_attrs.get("nos:role") == "child" and "nos:genome" in t.system_attrs:
             f = sampler._fitness(study, t)
             if math.isfinite(f):
                 p = int(t.system_attrs["nos:particle"])

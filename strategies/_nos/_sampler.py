@@ -137,9 +137,11 @@ class NOSSampler(BaseSampler):
             state = self._rebuild(study, exclude=trial.number)
             attrs = self._next(state)
             storage = study._storage
-            for key, value in attrs.items():
-                storage.set_trial_system_attr(trial._trial_id, key, value)
-                trial.system_attrs[key] = value
+            # The genome goes last: other processes read the trial as part of the GA only once
+            # it is there, so they never see a genome without its role, particle and step.
+            for key in sorted(attrs, key=lambda k: k == GENOME_ATTR):
+                storage.set_trial_system_attr(trial._trial_id, key, attrs[key])
+                trial.system_attrs[key] = attrs[key]
             genome = Genome.from_json(attrs[GENOME_ATTR])
             storage.set_trial_user_attr(trial._trial_id, "nos_equation", genome.equation())
             self.last_overhead = time.perf_counter() - start
@@ -198,7 +200,7 @@ class NOSSampler(BaseSampler):
             )
             if attrs.get("nos:role") == "init":
                 state.init.append(c)
-            else:
+            elif "nos:particle" in attrs and "nos:step" in attrs:
                 key = (int(attrs["nos:particle"]), int(attrs["nos:step"]))
                 state.children.setdefault(key, []).append(c)
         state.init.sort(key=lambda c: c.number)

@@ -189,3 +189,51 @@ def test_two_processes_search_one_storage_at_once(tmp_path):
     assert all("nos:genome" in t.system_attrs for t in study.trials)
     roles = [t.system_attrs["nos:role"] for t in study.trials]
     assert roles.count("init") >= 3 and roles.count("child") >= 1
+
+
+class _RecordingStorage(optuna.storages.InMemoryStorage):
+    """A real in-memory storage that remembers the order system attrs are written in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[tuple[int, str]] = []
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value) -> None:
+        self.writes.append((trial_id, key))
+        super().set_trial_system_attr(trial_id, key, value)
+
+
+def test_the_genome_is_written_last_so_other_processes_never_see_half_a_trial():
+    # Another process reads the study between two writes of before_trial; it counts a trial
+    # as part of the GA once the genome is there, so everything else must be there already.
+    storage = _RecordingStorage()
+    study = optuna.create_study(
+        storage=storage,
+        direction="minimize",
+        sampler=NOSSampler(population=2, mutations=2, init_size=3, seed=0),
+    )
+    study.optimize(cheap_objective, n_trials=9)
+    per_trial: dict[int, list[str]] = {}
+    for trial_id, key in storage.writes:
+        if key.startswith("nos:"):
+            per_trial.setdefault(trial_id, []).append(key)
+    assert len(per_trial) == 9
+    for keys in per_trial.values():
+        assert keys[-1] == "nos:genome" and len(keys) >= 3
+
+
+def test_a_trial_whose_attributes_are_still_being_written_is_skipped():
+    sampler = NOSSampler(population=2, mutations=2, init_size=3, seed=0)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study.optimize(cheap_objective, n_trials=5)
+    # what other processes have written so far: a role without a genome, and (the order of
+    # older versions) a genome without its role and particle
+    storage = study._storage
+    role_only = storage.create_new_trial(study._study_id)
+    storage.set_trial_system_attr(role_only, "nos:role", "child")
+    genome_only = storage.create_new_trial(study._study_id)
+    genome = study.trials[0].system_attrs["nos:genome"]
+    storage.set_trial_system_attr(genome_only, "nos:genome", genome)
+    study.optimize(cheap_objective, n_trials=4)
+    assert sampler.phase(study) == "evolving"
+    assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 9
