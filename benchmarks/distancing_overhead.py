@@ -11,29 +11,17 @@ checkpoints. Target: <= 1.2x a plain step with 3 checkpoints.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _common import interleaved_medians
 
 import hpo
 from strategies import DistancePenalty
 
 
-def per_step(trainer, repeats: int) -> float:
-    trainer.train_epoch(1e-3)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        trainer.train_epoch(1e-3)
-        times.append((time.perf_counter() - start) / trainer.steps_per_epoch)
-    return statistics.median(times)
-
-
 def bench(model: str, options: dict, repeats: int) -> dict[int, float]:
     task = hpo.Task(model=model, model_options=options, device="cpu")
     data = task.load_data()
-    out = {}
     trainers = {0: task.build_trainer(data)}
     for k in (1, 3, 5):
         trainer = task.build_trainer(data)
@@ -45,13 +33,12 @@ def bench(model: str, options: dict, repeats: int) -> dict[int, float]:
             penalty.add_checkpoint()
         trainer.penalty = penalty
         trainers[k] = trainer
-    times: dict[int, list[float]] = {k: [] for k in trainers}
-    for _ in range(repeats):  # interleaved
-        for k, trainer in trainers.items():
-            times[k].append(per_step(trainer, 1))
-    for k, values in times.items():
-        out[k] = statistics.median(values)
-    return out
+    for trainer in trainers.values():  # warm-up: allocator, oneDNN primitives
+        trainer.train_epoch(1e-3)
+    epoch = interleaved_medians(
+        {k: lambda t=trainer: t.train_epoch(1e-3) for k, trainer in trainers.items()}, repeats
+    )
+    return {k: epoch[k] / trainers[k].steps_per_epoch for k in trainers}
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from _common import median_time
 
 import hpo
 from strategies._hyperdyn._model import DTYPE, suggest
@@ -64,13 +64,8 @@ def decision_times(n: int, repeats: int, warm: bool) -> tuple[list[float], list[
 def epoch_time(repeats: int) -> float:
     task = hpo.Task(device="cpu")
     trainer = task.build_trainer()
-    trainer.train_epoch(0.01)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        trainer.train_epoch(0.01)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    trainer.train_epoch(0.01)  # warm-up
+    return median_time(lambda: trainer.train_epoch(0.01), repeats)
 
 
 def main() -> None:

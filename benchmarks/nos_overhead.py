@@ -21,6 +21,7 @@ import time
 import numpy as np
 import optuna
 import torch
+from _common import optimizer_step_time
 
 from strategies.nos import (
     GraphOptimizer,
@@ -46,14 +47,7 @@ def step_time(make, params: list[torch.nn.Parameter], repeats: int) -> float:
     g = torch.Generator().manual_seed(0)
     for p in params:
         p.grad = torch.randn(p.shape, generator=g) * 1e-3
-    for _ in range(10):
-        opt.step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return optimizer_step_time(opt, repeats, warmup=10)
 
 
 def sampler_overhead(n_trials: int) -> list[float]:

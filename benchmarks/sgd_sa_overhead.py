@@ -20,24 +20,14 @@ step after warm-up: the target is none — everything is copied into buffers all
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Any
+from collections.abc import Callable
 
 import torch
+from _common import interleaved_medians
 
 import hpo
 from hpo.testing import CountAllocations
 from strategies import SGDSA
-
-
-def time_per_step(fn, trainer, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) / trainer.steps_per_epoch)
-    return statistics.median(times)
 
 
 def bench(model: str, options: dict, batch_size: int, repeats: int) -> dict[str, float]:
@@ -45,24 +35,21 @@ def bench(model: str, options: dict, batch_size: int, repeats: int) -> dict[str,
         model=model, optimizer="sgd", batch_size=batch_size, device="cpu", model_options=options
     )
     data = task.load_data()
-    plain = task.build_trainer(data)
-    runs: dict[str, Any] = {"sgd": (plain, lambda: plain.train_epoch(0.1))}
-    undos = {}
-    for mode in ("train", "eval"):
-        trainer = task.build_trainer(data)
-        step, _ = SGDSA(loss_mode=mode).make_step(trainer)
-        runs[mode] = (trainer, lambda t=trainer, s=step: t.run_epoch(s))
-        undos[mode] = step.undo
-    for _, fn in runs.values():  # warm-up: allocator, oneDNN primitives, lazy buffers
+    trainers = {name: task.build_trainer(data) for name in ("sgd", "train", "eval")}
+    train_step, _ = SGDSA(loss_mode="train").make_step(trainers["train"])
+    eval_step, _ = SGDSA(loss_mode="eval").make_step(trainers["eval"])
+    runs: dict[str, Callable[[], object]] = {
+        "sgd": lambda: trainers["sgd"].train_epoch(0.1),
+        "train": lambda: trainers["train"].run_epoch(train_step),
+        "eval": lambda: trainers["eval"].run_epoch(eval_step),
+    }
+    for fn in runs.values():  # warm-up: allocator, oneDNN primitives, lazy buffers
         fn()
-    out = {name: [] for name in runs}
-    for _ in range(repeats):  # interleaved, so machine noise hits every variant alike
-        for name, (trainer, fn) in runs.items():
-            out[name].append(time_per_step(fn, trainer, 1))
-    result = {name: statistics.median(v) for name, v in out.items()}
+    epoch = interleaved_medians(runs, repeats)
+    result = {name: t / trainers[name].steps_per_epoch for name, t in epoch.items()}
 
     # allocations of the undo machinery per step, after warm-up
-    undo = undos["train"]
+    undo = train_step.undo
     with CountAllocations() as counter:
         for _ in range(10):
             undo.save_buffers()
@@ -71,9 +58,6 @@ def bench(model: str, options: dict, batch_size: int, repeats: int) -> dict[str,
             undo.restore_trained_buffers()
             undo.restore()
     result["undo_allocations_per_step"] = counter.count / 10
-    n_params = sum(p.numel() for p in plain.model.parameters())
-    result["params"] = n_params
-    result["buffers"] = sum(b.numel() for b in plain.model.buffers())
     return result
 
 

@@ -17,12 +17,10 @@ noise hits them alike. Run: ``python benchmarks/trainer_throughput.py``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from _common import interleaved_medians, median_time, optimizer_step_time
 from torch.utils.data import DataLoader, TensorDataset
 
 import hpo
@@ -47,15 +45,6 @@ def dataloader_epoch(model, opt, loader: DataLoader) -> None:
         opt.step()
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
-
-
 def bench(model_name: str, repeats: int, device: str) -> dict[str, float]:
     task = hpo.Task(model=model_name, optimizer="adam", batch_size=100, device=device)
     data = task.load_data()
@@ -76,27 +65,28 @@ def bench(model_name: str, repeats: int, device: str) -> dict[str, float]:
         shuffle=True,
         generator=torch.Generator().manual_seed(0),
     )
-    timings: dict[str, list[float]] = {k: [] for k in ("ours", "bare", "loader", "no_foreach")}
     # warm-up: allocator, oneDNN primitives, optimizer state
     for _ in range(2):
         ours.train_epoch(1e-2)
         bare_epoch(bare.model, bare.optimizer, data.x_train, data.y_train, 100, gen)
         dataloader_epoch(loader_t.model, loader_t.optimizer, loader)
         no_foreach.train_epoch(1e-2)
-    for _ in range(repeats):
-        timings["ours"] += median_time(lambda: ours.train_epoch(1e-2), 1)
-        timings["bare"] += median_time(
-            lambda: bare_epoch(bare.model, bare.optimizer, data.x_train, data.y_train, 100, gen), 1
-        )
-        timings["loader"] += median_time(
-            lambda: dataloader_epoch(loader_t.model, loader_t.optimizer, loader), 1
-        )
-        timings["no_foreach"] += median_time(lambda: no_foreach.train_epoch(1e-2), 1)
+    med: dict[str, float] = interleaved_medians(
+        {
+            "ours": lambda: ours.train_epoch(1e-2),
+            "bare": lambda: bare_epoch(
+                bare.model, bare.optimizer, data.x_train, data.y_train, 100, gen
+            ),
+            "loader": lambda: dataloader_epoch(loader_t.model, loader_t.optimizer, loader),
+            "no_foreach": lambda: no_foreach.train_epoch(1e-2),
+        },
+        repeats,
+    )
 
     snap = ours.snapshot()
-    snap_times = median_time(lambda: (ours.snapshot(out=snap), ours.restore(snap)), 200)
-    med = {k: statistics.median(v) for k, v in timings.items()}
-    med["snapshot_restore"] = statistics.median(snap_times)
+    med["snapshot_restore"] = median_time(
+        lambda: (ours.snapshot(out=snap), ours.restore(snap)), 200
+    )
     med["snapshot_bytes"] = snap.nbytes()
     return med
 
@@ -115,9 +105,7 @@ def step_times(model_name: str, shape: tuple[int, ...], options: dict, repeats: 
         t = {}
         for foreach in (True, False):
             opt = build_optimizer(name, params, lr=1e-4, foreach=foreach)
-            for _ in range(5):
-                opt.step()
-            t[foreach] = statistics.median(median_time(opt.step, repeats))
+            t[foreach] = optimizer_step_time(opt, repeats, warmup=5)
         out[name] = t[False] / t[True], t[True]
     return out
 

@@ -48,6 +48,24 @@ class Budget:
                 "but got none."
             )
 
+    def require_epochs(self, owner: str, why: str) -> int:
+        """``epochs``, for a strategy that cannot run without it.
+
+        Args:
+            owner: Who needs it (starts the error message).
+            why: What it is needed for (in parentheses in the error message).
+
+        Raises:
+            ValueError: ``epochs`` is not set.
+
+        Example:
+            >>> Budget(epochs=20).require_epochs("Schedule", "to place its milestones")
+            20
+        """
+        if self.epochs is None:
+            raise ValueError(f"{owner} needs `Budget.epochs` ({why}), but got budget={self!r}.")
+        return self.epochs
+
     def reached(
         self, *, epochs: int, spent_steps: int, spent_examples: int, seconds: float
     ) -> bool:

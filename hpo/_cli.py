@@ -175,11 +175,9 @@ def _strategy_options(pairs: Sequence[str], lr: float | None) -> dict[str, Any]:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    if args.tracking_uri:
-        return str(args.tracking_uri)
-    import mlflow
+    from hpo._tracking import resolve_tracking_uri
 
-    return str(mlflow.get_tracking_uri())
+    return resolve_tracking_uri(args.tracking_uri)
 
 
 # =============================================================================================
@@ -374,6 +372,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_study(sub: Any) -> None:
+    from hpo._optuna import PRUNERS, SAMPLERS
     from strategies import STRATEGIES
 
     p = sub.add_parser(
@@ -400,18 +399,8 @@ def _add_study(sub: Any) -> None:
     p.add_argument(
         "--study-name", default=None, help="the study (default: hpo-STRATEGY); created or joined"
     )
-    p.add_argument(
-        "--sampler",
-        default="tpe",
-        choices=("tpe", "gp", "cmaes", "random", "qmc"),
-        help="Optuna sampler",
-    )
-    p.add_argument(
-        "--pruner",
-        default="median",
-        choices=("none", "median", "hyperband", "sha", "percentile"),
-        help="Optuna pruner",
-    )
+    p.add_argument("--sampler", default="tpe", choices=tuple(SAMPLERS), help="Optuna sampler")
+    p.add_argument("--pruner", default="median", choices=tuple(PRUNERS), help="Optuna pruner")
     p.add_argument(
         "--metric",
         default="val_acc",
@@ -432,7 +421,15 @@ def _add_study(sub: Any) -> None:
 def _cmd_study(args: argparse.Namespace) -> int:
     import optuna
 
-    from hpo._optuna import make_storage, objective, pruner_by_name, sampler_by_name
+    from hpo._optuna import (
+        MAXIMIZED,
+        PARENT_ATTR,
+        make_storage,
+        objective,
+        pruner_by_name,
+        quiet_optuna,
+        sampler_by_name,
+    )
     from strategies import STRATEGIES
 
     if args.n_trials < 1:
@@ -440,17 +437,6 @@ def _cmd_study(args: argparse.Namespace) -> int:
     task = _task_from(args)
     cls = STRATEGIES[args.strategy]
     name = args.study_name or f"hpo-{args.strategy}"
-    direction = "maximize" if args.metric == "val_acc" else "minimize"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=name,
-        storage=make_storage(args.storage),
-        sampler=sampler_by_name(args.sampler, args.sampler_seed),
-        pruner=pruner_by_name(args.pruner),
-        direction=direction,
-        load_if_exists=True,
-    )
-    tracking: Any = False if args.no_tracking else _tracking_uri(args)
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
@@ -463,10 +449,20 @@ def _cmd_study(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    with objective(
-        task, cls.suggest, args.metric, tracking=tracking, experiment=args.experiment
-    ) as obj:
-        study.optimize(obj, n_trials=args.n_trials, callbacks=[report])
+    with quiet_optuna():  # Optuna's INFO lines would drown the trial lines
+        study = optuna.create_study(
+            study_name=name,
+            storage=make_storage(args.storage),
+            sampler=sampler_by_name(args.sampler, args.sampler_seed),
+            pruner=pruner_by_name(args.pruner),
+            direction="maximize" if MAXIMIZED[args.metric] else "minimize",
+            load_if_exists=True,
+        )
+        tracking: Any = False if args.no_tracking else _tracking_uri(args)
+        with objective(
+            task, cls.suggest, args.metric, tracking=tracking, experiment=args.experiment
+        ) as obj:
+            study.optimize(obj, n_trials=args.n_trials, callbacks=[report])
     states = [t.state.name for t in study.trials]
     print(
         f"\nstudy {name!r}: {len(states)} trials in the storage "
@@ -485,7 +481,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if "mlflow_run_id" in best.user_attrs:
         print(
             f"MLflow run of the best trial: {best.user_attrs['mlflow_run_id']} "
-            f"(parent {study.user_attrs.get('mlflow_parent_run_id')}) at {tracking}"
+            f"(parent {study.user_attrs.get(PARENT_ATTR)}) at {tracking}"
         )
     return 0
 

@@ -83,7 +83,7 @@ def compare(
         ['slow', 'fast']
     """
     from hpo._run import run
-    from hpo._tracking import MLflowCallback, log_metrics, log_params, mlflow_client, start_run
+    from hpo._tracking import MLflowCallback, log_params, mlflow_client, start_run
 
     labels = list(strategies)
     if not labels:
@@ -143,9 +143,12 @@ def compare(
                 if progress is not None:
                     progress(_progress_line(done, total, label, seed, history, start))
         table = summarize(histories, baseline=baseline, targets=targets)
-        plots = _write_outputs(table, histories, output_dir)
-        if client is not None and parent is not None:
-            _log_comparison(client, parent, table, histories, log_metrics)
+        plots: list[str] = []
+        if output_dir is not None or parent is not None:
+            text, figures = format_table(table), plot_comparison(histories)
+            plots = _write_outputs(table, text, figures, output_dir)
+            if client is not None and parent is not None:
+                _log_comparison(client, parent, table, text, figures)
     except BaseException:
         if client is not None and parent is not None:
             client.set_terminated(parent, "FAILED")
@@ -391,8 +394,7 @@ def _split(spec: StrategySpec) -> tuple[StrategySpec, dict[str, Any]]:
             raise TypeError(
                 f"A pair in `strategies` must be (strategy, dict of task changes), got {spec!r}."
             )
-        data_fields = {"dataset", "val_fraction", "train_size", "data_dir", "download", "device"}
-        shared = data_fields & set(spec[1])
+        shared = Task.DATA_FIELDS & set(spec[1])
         if shared:
             raise ValueError(
                 f"Task changes per row may not change the data ({sorted(shared)}): every row "
@@ -487,17 +489,20 @@ def _progress_line(
 
 def _write_outputs(
     table: pd.DataFrame,
-    histories: Mapping[str, Sequence[History]],
+    text: str,
+    figures: Mapping[str, Figure],
     output_dir: str | os.PathLike[str] | None,
 ) -> list[str]:
+    """Write the table (CSV and ``format_table``'s ``text``) and the figures to ``output_dir``;
+    return the paths of the CSV and the plots."""
     if output_dir is None:
         return []
     os.makedirs(output_dir, exist_ok=True)
     paths = [os.path.join(output_dir, "comparison.csv")]
     table.to_csv(paths[0])
     with open(os.path.join(output_dir, "comparison.txt"), "w") as f:
-        f.write(format_table(table) + "\n")
-    for name, fig in plot_comparison(histories).items():
+        f.write(text + "\n")
+    for name, fig in figures.items():
         path = os.path.join(output_dir, f"{name}.png")
         fig.savefig(path, dpi=120)
         paths.append(path)
@@ -505,15 +510,14 @@ def _write_outputs(
 
 
 def _log_comparison(
-    client: Any,
-    run_id: str,
-    table: pd.DataFrame,
-    histories: Mapping[str, Sequence[History]],
-    log_metrics: Callable[..., None],
+    client: Any, run_id: str, table: pd.DataFrame, text: str, figures: Mapping[str, Figure]
 ) -> None:
+    """Log the table (CSV and ``text``), the figures and each row's headline metrics."""
+    from hpo._tracking import log_metrics
+
     client.log_text(run_id, table.to_csv(), "comparison.csv")
-    client.log_text(run_id, format_table(table), "comparison.txt")
-    for name, fig in plot_comparison(histories).items():
+    client.log_text(run_id, text, "comparison.txt")
+    for name, fig in figures.items():
         client.log_figure(run_id, fig, f"plots/{name}.png")
     metrics = {}
     for label, row in table.iterrows():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -179,11 +179,7 @@ class History:
     # ---------------------------------------------------------------- serialisation
 
     def to_dict(self) -> dict[str, Any]:
-        figures, self.figures = self.figures, {}
-        try:
-            out = asdict(self)
-        finally:
-            self.figures = figures
+        out = asdict(replace(self, figures={}))  # figures are not data: leave them out
         del out["figures"]
         return out
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hpo._budget import Budget
 from hpo._callbacks import Callback
 from hpo._task import Task
+from hpo._tracking import retry_on_db_race, sqlite_init_lock
 from hpo._validation import check_choice, check_type
 
 if TYPE_CHECKING:
@@ -30,7 +30,24 @@ if TYPE_CHECKING:
 
 #: Metrics of an epoch record and whether larger is better.
 MAXIMIZED = {"val_acc": True, "train_acc": True, "val_loss": False, "train_loss": False}
+#: The study's user attr that holds its MLflow parent run's id.
 PARENT_ATTR = "mlflow_parent_run_id"
+#: ``sampler_by_name``'s samplers: name -> the ``optuna.samplers`` class (built with the seed).
+SAMPLERS: Mapping[str, str] = {
+    "tpe": "TPESampler",
+    "gp": "GPSampler",
+    "cmaes": "CmaEsSampler",
+    "random": "RandomSampler",
+    "qmc": "QMCSampler",
+}
+#: ``pruner_by_name``'s pruners: name -> (the ``optuna.pruners`` class, its arguments).
+PRUNERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "none": ("NopPruner", {}),
+    "median": ("MedianPruner", {"n_startup_trials": 3, "n_warmup_steps": 2}),
+    "hyperband": ("HyperbandPruner", {"min_resource": 1}),
+    "sha": ("SuccessiveHalvingPruner", {"min_resource": 1}),
+    "percentile": ("PercentilePruner", {"percentile": 25.0, "n_startup_trials": 3}),
+}
 
 
 class Objective:
@@ -51,7 +68,6 @@ class Objective:
         tracking: bool | str = True,
         experiment: str = "hpo",
         data: DataSplits | None = None,
-        callbacks: tuple[Callback, ...] = (),
         report: str | None = None,
     ) -> None:
         if not isinstance(task, Task):
@@ -74,7 +90,6 @@ class Objective:
         self.budget = budget
         self.tracking = tracking
         self.experiment = experiment
-        self.callbacks = callbacks
         self.report = metric if report is None else report
         self._data = data
         self._lock = threading.Lock()
@@ -110,7 +125,6 @@ class Objective:
             )
             callbacks.append(mlflow_cb)
         callbacks.append(_Reporter(trial, self.report, mlflow_cb, self.metric, self.maximize))
-        callbacks.extend(self.callbacks)
         history = run(
             self.task,
             strategy,
@@ -161,11 +175,9 @@ class Objective:
         first. On a local (SQLite) MLflow store the check-and-create is serialised across
         processes by a lock file; with a remote tracking server two processes starting at the
         same moment may each create one (their trials then split between the two)."""
-        import mlflow
+        from hpo._tracking import log_params, mlflow_client, resolve_tracking_uri, start_run
 
-        from hpo._tracking import log_params, mlflow_client, start_run
-
-        uri = uri or str(mlflow.get_tracking_uri())
+        uri = resolve_tracking_uri(uri)
         client = mlflow_client(uri)  # before the lock: creating a client takes it too
         with self._lock, sqlite_init_lock(uri):
             existing = study.user_attrs.get(PARENT_ATTR)
@@ -388,71 +400,21 @@ def make_storage(url: str | None) -> Any:
     )
 
 
-@contextlib.contextmanager
-def sqlite_init_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<database>.lock`` for a ``sqlite:///`` store (while it is
-    opened and its tables created, or a check-and-create runs); a no-op for other URIs or
-    where ``fcntl`` is missing. Re-entrant within a process is *not* supported."""
-    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        path = None
-    if not path or path == ":memory:":
-        yield
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.abspath(path) + ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def retry_on_db_race(fn: Callable[[], Any], attempts: int = 6) -> Any:
-    """Call ``fn``, retrying (with back-off) when a concurrent process is creating the same
-    database's tables (SQLAlchemy integrity/operational errors)."""
-    import time
-
-    from sqlalchemy.exc import IntegrityError, OperationalError
-
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except (IntegrityError, OperationalError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.3 * (attempt + 1))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def sampler_by_name(name: str, seed: int | None = None) -> optuna.samplers.BaseSampler:
-    """``tpe``, ``gp``, ``cmaes``, ``random`` or ``qmc``."""
+    """``tpe``, ``gp``, ``cmaes``, ``random`` or ``qmc`` (see ``SAMPLERS``)."""
     import optuna
 
-    samplers: Mapping[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
-    }
-    check_choice("sampler_by_name", "name", name, tuple(samplers))
-    return samplers[name]()
+    check_choice("sampler_by_name", "name", name, tuple(SAMPLERS))
+    sampler: optuna.samplers.BaseSampler = getattr(optuna.samplers, SAMPLERS[name])(seed=seed)
+    return sampler
 
 
 def pruner_by_name(name: str) -> optuna.pruners.BasePruner:
-    """``none``, ``median``, ``hyperband``, ``sha`` (successive halving) or ``percentile``."""
+    """``none``, ``median``, ``hyperband``, ``sha`` (successive halving) or ``percentile``
+    (see ``PRUNERS``)."""
     import optuna
 
-    pruners: Mapping[str, Callable[[], optuna.pruners.BasePruner]] = {
-        "none": optuna.pruners.NopPruner,
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
-        "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1),
-        "percentile": lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=3),
-    }
-    check_choice("pruner_by_name", "name", name, tuple(pruners))
-    return pruners[name]()
+    check_choice("pruner_by_name", "name", name, tuple(PRUNERS))
+    cls, kwargs = PRUNERS[name]
+    pruner: optuna.pruners.BasePruner = getattr(optuna.pruners, cls)(**kwargs)
+    return pruner

@@ -113,12 +113,7 @@ class Recorder:
             if self._end_on_best and self._best is not None:
                 self.trainer.restore(self._best)
                 h.info["trainer_holds"] = f"best (epoch {h.best_epoch})"
-        plots = getattr(self.strategy, "plots", None)
-        if callable(plots) and h.records:
-            try:
-                h.figures.update(plots(h))
-            except Exception as err:  # a plot must never hide the run's own outcome
-                h.info["plot_error"] = f"{type(err).__name__}: {err}"
+        add_figures(h, getattr(self.strategy, "plots", None))
         for cb in self.callbacks:
             cb.on_run_end(h)
         return stopped  # swallow StopRun: the run ended normally
@@ -173,33 +168,32 @@ class Recorder:
         *,
         val: EvalResult | None = None,
         metrics: dict[str, float] | None = None,
-        trainer: Trainer | None = None,
         counters: Counters | None = None,
         weights: Snapshot | None = None,
     ) -> EpochRecord:
         """Record one epoch of the kept trajectory.
 
         By default the epoch is the recorder's trainer in its current state. A population
-        passes the member that leads (``trainer``); a strategy that replays a trajectory it
-        trained earlier passes that epoch's ``val`` and ``counters``, and the ``weights`` of the
-        epoch when it may be the best.
+        sets ``rec.trainer`` to the member that leads before each call (its weights are the
+        epoch's, and the ones scored on the test split at the end); a strategy that replays a
+        trajectory it trained earlier passes that epoch's ``val`` and ``counters``, and the
+        ``weights`` of the epoch when it may be the best.
 
         Args:
             result: What ``train_epoch`` / ``run_epoch`` returned for the kept trajectory.
             val: The validation score, if the strategy has it already (computed otherwise).
             metrics: Strategy-specific signals to log with the epoch.
-            trainer: The trainer whose weights this epoch describes (default: the recorder's).
-            counters: The trajectory's counters at this epoch (default: ``trainer.counters``).
-            weights: A snapshot of this epoch's weights when they are not ``trainer``'s current
-                weights (used if the epoch is the best so far).
+            counters: The trajectory's counters at this epoch (default: ``rec.trainer``'s).
+            weights: A snapshot of this epoch's weights when they are not ``rec.trainer``'s
+                current weights (used if the epoch is the best so far).
 
         Returns:
             The record. If the loss is not finite, the history's status becomes ``diverged``
             and ``done`` turns True.
         """
-        trainer = self.trainer if trainer is None else trainer
+        trainer = self.trainer
         if val is None:
-            val = trainer.evaluate() if not result.diverged else _nan_eval()
+            val = trainer.evaluate() if not result.diverged else nan_eval()
         spent = self.spent
         c = trainer.counters if counters is None else counters
         record = EpochRecord(
@@ -257,7 +251,22 @@ class Recorder:
             h.best_test_loss, h.best_test_acc = best.loss, best.acc
 
 
-def _nan_eval() -> EvalResult:
+def add_figures(history: History, plots: Callable[[History], dict[str, Any]] | None) -> None:
+    """Add a strategy's figures, ``plots(history)``, to ``history.figures``.
+
+    Nothing happens without ``plots`` or without a record. A plot that raises must never hide
+    the run's own outcome: its error goes to ``history.info["plot_error"]`` instead.
+    """
+    if not callable(plots) or not history.records:
+        return
+    try:
+        history.figures.update(plots(history))
+    except Exception as err:
+        history.info["plot_error"] = f"{type(err).__name__}: {err}"
+
+
+def nan_eval() -> EvalResult:
+    """The validation score of a diverged epoch: NaN loss and accuracy."""
     from trainers import EvalResult
 
     return EvalResult(math.nan, math.nan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hpo._budget import Budget
 from hpo._validation import check_choice, check_range, check_type
@@ -75,26 +75,13 @@ class Task:
         check_type("Task", "model", self.model, str)
         check_choice("Task", "model", self.model, MODELS)
         check_type("Task", "optimizer", self.optimizer, str)
-        if self.optimizer.startswith("nos:genome:"):
-            from strategies._nos._space import Genome
+        if self.optimizer.startswith("nos:"):
+            from strategies._nos._spec import check_nos_spec
 
-            try:
-                Genome.from_json(self.optimizer[len("nos:genome:") :])
-            except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(
-                    f"Task.`optimizer` 'nos:genome:...' must carry a Genome's JSON: {err}"
-                ) from err
-        elif self.optimizer.startswith("nos:"):
-            from strategies._nos._registry import NOS_OPTIMIZERS
-
-            name = self.optimizer[len("nos:") :]
-            if name not in NOS_OPTIMIZERS:
-                raise ValueError(
-                    f"Task.`optimizer` {self.optimizer!r} names no NOS optimizer; known: "
-                    + ", ".join(f"nos:{n}" for n in NOS_OPTIMIZERS)
-                    + "."
-                )
-            if self.momentum is not None or self.weight_decay is not None:
+            spec = check_nos_spec(self.optimizer)  # a genome, or a registered optimizer's name
+            if isinstance(spec, str) and (
+                self.momentum is not None or self.weight_decay is not None
+            ):
                 raise ValueError(
                     "Task: `momentum` and `weight_decay` do not apply to NOS optimizers "
                     f"(optimizer={self.optimizer!r})."
@@ -136,6 +123,11 @@ class Task:
 
     # ---------------------------------------------------------------- building
 
+    #: The fields ``load_data`` reads: tasks that agree on them train on the same splits.
+    DATA_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"dataset", "val_fraction", "train_size", "data_dir", "download", "device"}
+    )
+
     def load_data(self) -> DataSplits:
         """The task's dataset splits, on the task's device."""
         from trainers import load_dataset, resolve_device
@@ -172,20 +164,16 @@ class Task:
             model = build_model(
                 self.model, data.input_shape, data.num_classes, **dict(self.model_options)
             )
+        optimizer: torch.optim.Optimizer
         if self.optimizer.startswith("nos:"):
-            from strategies._nos import Genome, GraphOptimizer, build_nos_optimizer
+            from strategies._nos._spec import build_nos_spec_optimizer
 
-            total = self.epochs * -(-data.num_train // self.batch_size)
-            name = self.optimizer[len("nos:") :]
-            if name.startswith("genome:"):
-                genome = Genome.from_json(name[len("genome:") :])
-                optimizer = GraphOptimizer(
-                    model.parameters(), genome, total_steps=total, seed=seed
-                )
-            else:
-                optimizer = build_nos_optimizer(
-                    name, model.parameters(), total_steps=total, seed=seed
-                )
+            optimizer = build_nos_spec_optimizer(
+                self.optimizer,
+                model.parameters(),
+                total_steps=self.epochs * data.steps_per_epoch(self.batch_size),
+                seed=seed,
+            )
         else:
             optimizer = build_optimizer(
                 self.optimizer,

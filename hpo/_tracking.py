@@ -7,10 +7,12 @@ study is a parent run; each strategy run is a child (``parent_run_id``).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpo._callbacks import Callback
@@ -156,14 +158,18 @@ def mlflow_client(uri: str | None) -> MlflowClient:
     """
     from mlflow import MlflowClient
 
-    from hpo._optuna import sqlite_init_lock
-
-    if uri is None:
-        import mlflow
-
-        uri = str(mlflow.get_tracking_uri())
+    uri = resolve_tracking_uri(uri)
     with sqlite_init_lock(uri):
         return MlflowClient(uri)
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``uri``, or when it is ``None`` (or empty) ``MLFLOW_TRACKING_URI`` or MLflow's default."""
+    if uri:
+        return uri
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
 
 
 def start_run(client: MlflowClient, experiment: str, run_name: str, tags: dict[str, Any]) -> str:
@@ -243,6 +249,44 @@ def log_history_artifacts(client: MlflowClient, run_id: str, history: History) -
         client.log_figure(run_id, fig, "plots/history.png")
     for name, figure in history.figures.items():
         client.log_figure(run_id, figure, f"plots/{name}.png")
+
+
+@contextlib.contextmanager
+def sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<database>.lock`` for a ``sqlite:///`` store (while it is
+    opened and its tables created, or a check-and-create runs); a no-op for other URIs or
+    where ``fcntl`` is missing. Re-entrant within a process is *not* supported."""
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        path = None
+    if not path or path == ":memory:":
+        yield
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.abspath(path) + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def retry_on_db_race(fn: Callable[[], Any], attempts: int = 6) -> Any:
+    """Call ``fn``, retrying (with back-off) when a concurrent process is creating the same
+    database's tables (SQLAlchemy integrity/operational errors)."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.3 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _active_fluent_run_id() -> str | None:

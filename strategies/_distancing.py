@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from hpo import BaseStrategy, Budget, Callback, History
+from hpo._recorder import add_figures
 from hpo._validation import check_choice, check_range
 
 if TYPE_CHECKING:
@@ -75,21 +76,27 @@ class DistancePenalty:
         self._grad = torch.empty_like(self._flat)
         self._grad_views = self._views(self._grad)
         self.checkpoints = torch.empty(0, n, dtype=first.dtype, device=first.device)  # `C x n`
-        self._weights = torch.empty(0, n, dtype=first.dtype, device=first.device)  # nu per row
+        # nu per row; None for ``l2``, where nu = 1 and the multiplications are skipped (exact)
+        self._weights: Tensor | None = (
+            torch.empty(0, n, dtype=first.dtype, device=first.device)
+            if distance == "layer"
+            else None
+        )
 
     def _views(self, flat: Tensor) -> list[Tensor]:
         return [v.view_as(p) for v, p in zip(flat.split(self._sizes), self.params)]
 
     @torch.no_grad()
     def _gather(self) -> Tensor:
-        torch._foreach_copy_(self._flat_views, [p.detach() for p in self.params])
+        torch._foreach_copy_(self._flat_views, self.params)
         return self._flat
 
     @torch.no_grad()
     def add_checkpoint(self) -> None:
         """Store the current parameters as a checkpoint (dropping the oldest beyond the max)."""
         theta = self._gather().clone().unsqueeze(0)  # `1 x n`
-        if self.distance == "layer":
+        self.checkpoints = torch.cat([self.checkpoints, theta])[-self.max_checkpoints :]
+        if self._weights is not None:  # ``layer``
             nu = torch.cat(
                 [
                     torch.full(
@@ -101,14 +108,15 @@ class DistancePenalty:
                     for p in self.params
                 ]
             ).unsqueeze(0)
-        else:
-            nu = torch.ones_like(theta)
-        self.checkpoints = torch.cat([self.checkpoints, theta])[-self.max_checkpoints :]
-        self._weights = torch.cat([self._weights, nu])[-self.max_checkpoints :]
+            self._weights = torch.cat([self._weights, nu])[-self.max_checkpoints :]
 
     @property
     def count(self) -> int:
         return int(self.checkpoints.shape[0])
+
+    def checkpoint_params(self, index: int) -> list[Tensor]:
+        """Checkpoint ``index``'s parameters, shaped like ``params`` (views of its row)."""
+        return self._views(self.checkpoints[index])
 
     @torch.no_grad()
     def distances(self) -> Tensor:
@@ -116,14 +124,21 @@ class DistancePenalty:
         if self.count == 0:
             return torch.empty(0)
         diff = self._gather().unsqueeze(0) - self.checkpoints  # `C x n`
-        return (diff.square() * self._weights).sum(1).sqrt()
+        squares = diff.square()
+        if self._weights is not None:
+            squares = squares * self._weights
+        return squares.sum(1).sqrt()
 
     @torch.no_grad()
-    def value(self) -> Tensor:
-        """:math:`P(\\theta)` at the current parameters (0 without checkpoints)."""
+    def value(self, distances: Tensor | None = None) -> Tensor:
+        """:math:`P(\\theta)` at the current parameters (0 without checkpoints).
+
+        Args:
+            distances: ``distances()`` at the current parameters, if the caller has them.
+        """
         if self.count == 0:
             return torch.zeros(())
-        d2 = self.distances().square()
+        d2 = (self.distances() if distances is None else distances).square()
         return self.strength * torch.exp(-d2 / (2 * self.width**2)).mean()
 
     @torch.no_grad()
@@ -132,7 +147,7 @@ class DistancePenalty:
         if self.count == 0 or self.strength == 0.0:
             return
         diff = self._gather().unsqueeze(0) - self.checkpoints  # `C x n`
-        weighted = diff * self._weights  # `C x n`: nu * (theta - theta_c)
+        weighted = diff if self._weights is None else diff * self._weights  # nu (theta - theta_c)
         d2 = (diff * weighted).sum(1)  # `C`
         coef = torch.exp(-d2 / (2 * self.width**2)) * (
             -self.strength / (self.count * self.width**2)
@@ -321,10 +336,11 @@ class Distancing(BaseStrategy):
                 "Distancing(checkpoints='restarts') needs an inner Schedule(kind='restarts'); "
                 f"got {inner!r}. Use checkpoints='every' or 'epochs' with other strategies."
             )
-        if budget.epochs is None:
-            raise ValueError("Distancing(checkpoints='restarts') needs `Budget.epochs`.")
+        epochs = budget.require_epochs(
+            "Distancing(checkpoints='restarts')", "to place the checkpoints at the restarts"
+        )
         schedule = inner.config.build(inner.config.lr or trainer.lr)
-        return {round(e) for e in schedule.restart_epochs(budget.epochs)}
+        return {round(e) for e in schedule.restart_epochs(epochs)}
 
     def plots(self, history: History) -> dict[str, Figure]:
         """Validation accuracy with the checkpoint epochs, and the distance to each checkpoint
@@ -370,7 +386,8 @@ class _Watcher(Callback):
         self.trainer = trainer
         self.penalty = penalty
         self.epochs = epochs
-        self.members: list[tuple[list[Tensor], list[Tensor]]] = []  # (params, buffers)
+        # the buffers of each ensemble member; its parameters are the penalty's checkpoint rows
+        self.member_buffers: list[list[Tensor]] = []
         self.taken: list[int] = []
 
     def on_run_start(self, history: History, trainer: Trainer) -> None:
@@ -392,29 +409,28 @@ class _Watcher(Callback):
             self.penalty.add_checkpoint()
             self.taken.append(record.epoch)
             if self.strategy.config.ensemble:
-                model = self.trainer.model
-                self.members.append(
-                    (
-                        [p.detach().clone() for p in model.parameters()],
-                        [b.detach().clone() for b in model.buffers()],
-                    )
+                self.member_buffers.append(
+                    [b.detach().clone() for b in self.trainer.model.buffers()]
                 )
-                self.members = self.members[-self.strategy.config.max_checkpoints :]
-        distances = self.penalty.distances().tolist()
-        for c, d in enumerate(distances):
+                self.member_buffers = self.member_buffers[-self.penalty.max_checkpoints :]
+        distances = self.penalty.distances()
+        for c, d in enumerate(distances.tolist()):
             record.metrics[f"distance_c{c}"] = d
-        record.metrics["penalty"] = float(self.penalty.value())
+        record.metrics["penalty"] = float(self.penalty.value(distances))
         record.metrics["checkpoints"] = float(self.penalty.count)
 
     def on_run_end(self, history: History) -> None:
         history.info["checkpoint_epochs"] = list(self.taken)
-        if history.records:
-            history.figures.update(self.strategy.plots(history))
-        if not (self.strategy.config.ensemble and self.members and history.records):
+        add_figures(history, self.strategy.plots)
+        if not (self.strategy.config.ensemble and self.member_buffers and history.records):
             return
         if history.status not in ("finished", "pruned"):
             return
-        history.info["ensemble"] = score_ensemble(self.trainer, self.members)
+        members = [
+            (self.penalty.checkpoint_params(c), buffers)
+            for c, buffers in enumerate(self.member_buffers)
+        ]
+        history.info["ensemble"] = score_ensemble(self.trainer, members)
         summary = history.info.setdefault("summary_metrics", {})
         for key in ("val_acc", "test_acc", "best_single_val_acc", "best_single_test_acc"):
             summary[f"ensemble_{key}"] = history.info["ensemble"][key]

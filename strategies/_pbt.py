@@ -11,6 +11,7 @@ import numpy as np
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
 from hpo._validation import check_choice, check_lr_bounds, check_range
+from strategies._util import finite_or_worst, format_hyperparameters
 
 if TYPE_CHECKING:
     import optuna
@@ -175,7 +176,7 @@ class PBT(BaseStrategy):
         n = min(math.ceil(k * self.config.quantile), k // 2)
         if n == 0:
             return []
-        safe = [(-math.inf if not math.isfinite(s) else s) for s in scores]
+        safe = [finite_or_worst(s) for s in scores]
         order = sorted(range(k), key=lambda i: (safe[i], -i))  # worst first, ties: later worse
         bottom, top = order[:n], order[-n:]
         events = []
@@ -213,7 +214,7 @@ class PBT(BaseStrategy):
         cfg = self.config
         space = cfg.space()
         for name in space:
-            if name not in ("lr",) and name not in trainer.hyperparameters():
+            if name != "lr" and name not in trainer.hyperparameters():
                 raise ValueError(
                     f"PBT cannot tune {name!r}: the optimizer "
                     f"{type(trainer.optimizer).__name__} has no such hyperparameter."
@@ -250,20 +251,20 @@ class PBT(BaseStrategy):
                     None if r.diverged else t.evaluate() for t, r in zip(trainers, results)
                 ]
                 scores = [math.nan if v is None else v.acc for v in vals]
-                lead = max(range(len(trainers)), key=lambda i: (_finite(scores[i]), -i))
+                lead = max(range(len(trainers)), key=lambda i: (finite_or_worst(scores[i]), -i))
+                # every member diverged: no score to average (np.nanmean would warn)
+                scored = any(math.isfinite(s) for s in scores)
                 metrics = {
-                    "population_val_acc_mean": float(np.nanmean(scores)) if vals else math.nan,
-                    "population_val_acc_min": float(np.nanmin(scores)) if vals else math.nan,
+                    "population_val_acc_mean": float(np.nanmean(scores)) if scored else math.nan,
+                    "population_val_acc_min": float(np.nanmin(scores)) if scored else math.nan,
                     "population_diverged": float(sum(v is None for v in vals)),
                     "lead_member": float(lead),
                 }
                 for i, t in enumerate(trainers):
                     metrics[f"member_{i}_lr"] = t.lr
                     metrics[f"member_{i}_val_acc"] = scores[i]
-                rec.trainer = trainers[lead]
-                rec.end_epoch(
-                    results[lead], val=vals[lead], trainer=trainers[lead], metrics=metrics
-                )
+                rec.trainer = trainers[lead]  # the kept trajectory is the leading member's
+                rec.end_epoch(results[lead], val=vals[lead], metrics=metrics)
                 if epoch % cfg.interval or rec.done:
                     continue
                 events = self.exploit_and_explore(members, scores, rng, space, epoch=epoch)
@@ -276,7 +277,7 @@ class PBT(BaseStrategy):
                         True,
                         f"member {ev.member} (val {ev.member_score:.1%}) <- member {ev.source} "
                         f"(val {ev.source_score:.1%}), "
-                        + ", ".join(f"{k} {v:.3g}" for k, v in ev.hyperparameters.items())
+                        + format_hyperparameters(ev.hyperparameters)
                         + (f" (resampled {', '.join(ev.resampled)})" if ev.resampled else ""),
                         member=ev.member,
                         source=ev.source,
@@ -314,7 +315,3 @@ def _draw(rng: np.random.Generator, low: float, high: float, log: bool) -> float
     if log:
         return float(math.exp(rng.uniform(math.log(low), math.log(high))))
     return float(rng.uniform(low, high))
-
-
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else -math.inf

@@ -112,13 +112,9 @@ class Schedule(BaseStrategy):
     def run(
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
     ) -> History:
-        if budget.epochs is None:
-            raise ValueError(
-                "Schedule needs `Budget.epochs` to place its milestones, but got "
-                f"budget={budget!r}."
-            )
+        epochs = budget.require_epochs("Schedule", "to place its milestones")
         schedule = self.config.build(trainer.lr if self.config.lr is None else self.config.lr)
-        total, per_epoch = float(budget.epochs), trainer.steps_per_epoch
+        total, per_epoch = float(epochs), trainer.steps_per_epoch
         first = trainer.counters.steps
 
         def lr_at(step: int) -> float:

@@ -4,6 +4,7 @@ Metropolis test (the seed ``000_0cb8384421a24654.txt``; ``docs/algorithms.md`` Â
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
 
-    from trainers import StepStats, Trainer
+    from trainers import EpochResult, StepStats, Trainer
     from trainers._trainer import StepFn
 
 #: The paper's H: 14 learning rates, deliberately including large, risky ones.
@@ -150,17 +151,24 @@ class SGDSA(BaseStrategy):
         sampler = MetropolisSampler(moves, t0=cfg.t0, cooling=cfg.cooling, rng=rng)
         undo = _Undo(trainer, own_momentum=cfg.moves == "lr-momentum")
         train_trial = cfg.loss_mode == "train"
+        error_from_count = cfg.objective == "error" and train_trial
         measure = trainer.error_on if cfg.objective == "error" else trainer.loss_on
+        # L0 and L1 go into one 2-element device buffer, read with a single host sync per step;
+        # float64 holds any float32/bf16 loss and any count exactly, so the floats are the same
+        # as two float() calls would give
+        pair = torch.empty(2, dtype=torch.float64, device=trainer.device)
+        host = pair if pair.device.type == "cpu" else torch.empty_like(pair, device="cpu")
+        slot_before, slot_after = pair[0], pair[1]
 
         def step(x: Tensor, y: Tensor) -> StepStats:
             undo.save_buffers()  # BN running statistics before this minibatch
             stats = trainer.forward_backward(x, y)
-            if cfg.objective == "error" and train_trial:
-                before = 1.0 - float(stats.correct) / len(y)
+            if error_from_count:
+                slot_before.copy_(stats.correct)
             elif train_trial:
-                before = float(stats.loss)
+                slot_before.copy_(stats.loss)
             else:
-                before = float(measure(x, y))
+                slot_before.copy_(measure(x, y))
             move = sampler.propose()
             undo.save_weights()
             if cfg.moves == "lr-momentum":
@@ -169,10 +177,15 @@ class SGDSA(BaseStrategy):
                 trainer.apply_update(move[0])
             if train_trial:
                 undo.save_trained_buffers()
-                after = float(measure(x, y, train_mode=True))
+                slot_after.copy_(measure(x, y, train_mode=True))
                 undo.restore_trained_buffers()  # the trial forward must not count as training
             else:
-                after = float(measure(x, y))
+                slot_after.copy_(measure(x, y))
+            if host is not pair:
+                host.copy_(pair)
+            before, after = host.tolist()  # the step's one host sync
+            if error_from_count:
+                before = 1.0 - before / len(y)
             delta = (after - before) * cfg.loss_scale
             if not sampler.accept(delta, move):
                 undo.restore()
@@ -196,21 +209,23 @@ class SGDSA(BaseStrategy):
                 result = trainer.run_epoch(step)
                 accepted = sampler.accepted_moves
                 lrs = [m[0] for m in accepted]
+                result = _with_lrs(result, lrs)
                 metrics = {
                     "acceptance_rate": sampler.acceptance_rate,
                     "mean_acceptance_probability": sampler.mean_probability,
                     "worsening_acceptance_probability": sampler.worsening_probability,
                     "worsening_share": sampler.worsening_share,
                     "temperature": temperature,
-                    "accepted_lr_mean": float(np.mean(lrs)) if lrs else math.nan,
+                    "accepted_lr_mean": result.lr_mean if lrs else math.nan,
                     "effective_lr": sum(lrs) / max(sampler.proposed, 1),
                 }
+                per_lr = Counter(lrs)
                 for lr in cfg.lrs:
-                    metrics[f"accepted_at_lr_{lr:g}"] = float(sum(v == lr for v in lrs))
+                    metrics[f"accepted_at_lr_{lr:g}"] = float(per_lr[lr])
                 if cfg.moves == "lr-momentum":
+                    per_kind = Counter(m[1] for m in accepted)
                     for kind in MOMENTUM_TYPES:
-                        metrics[f"accepted_{kind}"] = float(sum(m[1] == kind for m in accepted))
-                result = _with_lrs(result, lrs)
+                        metrics[f"accepted_{kind}"] = float(per_kind[kind])
                 rec.end_epoch(result, metrics=metrics)
                 if cfg.cooling_per == "epoch":
                     sampler.cool()
@@ -261,7 +276,10 @@ class _Undo:
     ``save_buffers`` / ``save_weights`` copy BatchNorm buffers, parameters and optimizer state
     into them; ``restore`` copies them back (``torch._foreach_copy_``: no allocation per step).
     The optimizer state is laid out lazily, at the first step that has any (torch creates
-    momentum/Adam buffers on the first ``step()``), and re-laid out if it ever changes.
+    momentum/Adam buffers on the first ``step()``), and laid out again when the optimizer's
+    state mapping is another one (a new optimizer, ``load_state_dict``) or the number of
+    parameters with state changes; torch's optimizers update their state tensors in place, so
+    in between nothing is walked per step.
     """
 
     def __init__(self, trainer: Trainer, *, own_momentum: bool) -> None:
@@ -279,6 +297,9 @@ class _Undo:
         self.state: list[Tensor] = []
         self.state_copy: list[Tensor] = []
         self._state_ids: tuple[int, ...] = ()
+        # the optimizer's state mapping at the last layout, and how many parameters had state
+        self._laid_out_of: object = None
+        self._laid_out_count = 0
 
     @torch.no_grad()
     def save_buffers(self) -> None:
@@ -335,12 +356,10 @@ class _Undo:
         if self.own_momentum:
             return
         opt_state = self.trainer.optimizer.state
-        tensors = [
-            v
-            for p in self.params
-            for _, v in sorted(opt_state.get(p, {}).items())
-            if isinstance(v, Tensor)
-        ]
+        if opt_state is self._laid_out_of and len(opt_state) == self._laid_out_count:
+            return  # the same state tensors as last time, updated in place
+        self._laid_out_of, self._laid_out_count = opt_state, len(opt_state)
+        _, tensors, _, _ = self.trainer._optimizer_state_layout()
         ids = tuple(id(t) for t in tensors)
         if ids != self._state_ids:  # first step with state, or a new optimizer
             self.state = tensors
@@ -348,14 +367,14 @@ class _Undo:
             self._state_ids = ids
 
 
-def _with_lrs(result: object, lrs: list[float]) -> object:
+def _with_lrs(result: EpochResult, lrs: list[float]) -> EpochResult:
     """The epoch result with the lrs of its accepted steps."""
     import dataclasses
 
     if not lrs:
         return result
     return dataclasses.replace(
-        result,  # type: ignore[type-var]
+        result,
         lr_mean=float(math.fsum(lrs) / len(lrs)),
         lr_min=min(lrs),
         lr_max=max(lrs),

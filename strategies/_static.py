@@ -110,9 +110,7 @@ class Static(BaseStrategy):
         from trainers import build_optimizer
 
         cfg = self.config
-        if budget.epochs is None:
-            raise ValueError(f"Static needs `Budget.epochs` (epochs per trial), got {budget!r}.")
-        epochs = budget.epochs
+        epochs = budget.require_epochs("Static", "epochs per trial")
         study = optuna.create_study(
             direction="maximize", sampler=self._sampler(trainer.seed), pruner=self._pruner(epochs)
         )
@@ -129,7 +127,9 @@ class Static(BaseStrategy):
 
         with Recorder(self, trainer, budget, callbacks) as rec:
             for number in range(cfg.n_trials):
-                if number and self._spent_out(rec, budget):
+                # no record is written before the search ends, so only the budget's steps,
+                # examples and seconds can be reached here
+                if number and rec.done:
                     break
                 trial = study.ask()
                 lr = trial.suggest_float("lr", cfg.lr_min, cfg.lr_max, log=True)
@@ -219,14 +219,6 @@ class Static(BaseStrategy):
 
     # ---------------------------------------------------------------- helpers
 
-    def _spent_out(self, rec: Recorder, budget: Budget) -> bool:
-        spent = rec.spent
-        return (
-            (budget.steps is not None and spent.steps >= budget.steps)
-            or (budget.examples is not None and spent.examples >= budget.examples)
-            or (budget.seconds is not None and rec.elapsed >= budget.seconds)
-        )
-
     def _sampler(self, task_seed: int) -> optuna.samplers.BaseSampler:
         import optuna
 
@@ -238,10 +230,8 @@ class Static(BaseStrategy):
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(4, cfg.n_trials))
         if cfg.sampler == "cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-        if cfg.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        # grid: the points are enqueued (see `_grid`); optuna's GridSampler calls study.stop()
-        # when the grid is exhausted, which the ask/tell interface does not allow
+        # random, and grid: the points are enqueued (see `_grid`); optuna's GridSampler calls
+        # study.stop() when the grid is exhausted, which the ask/tell interface does not allow
         return optuna.samplers.RandomSampler(seed=seed)
 
     def _grid(self) -> list[float]:

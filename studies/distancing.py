@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 import sys
 
-from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
+from _common import add_task_arguments, add_tracking_arguments, compare, parser, task_from
 
 import hpo
 from strategies import Distancing, Schedule
@@ -39,9 +39,10 @@ def main() -> None:
 
     task = task_from(args, optimizer="momentum")
     restarts = Schedule(kind="restarts", lr=args.lr, period=0.25)
+    poor = Schedule(kind="restarts", lr=args.poor_lr, period=0.25)
 
-    def dist(**kw):  # noqa: ANN202
-        return Distancing(restarts, **{"s": args.s, "sigma": args.sigma, **kw})
+    def dist(inner: Schedule = restarts, **kw) -> Distancing:
+        return Distancing(inner, **{"s": args.s, "sigma": args.sigma, **kw})
 
     experiments = {
         # s = 0: checkpoints but no hills, i.e. plain SGDR snapshots, for the ensemble table
@@ -63,25 +64,18 @@ def main() -> None:
             "restarts wd": (restarts, {"weight_decay": 5e-4}),
             "distancing wd": (dist(), {"weight_decay": 5e-4}),
         },
-        "poor lr": {
-            "restarts": Schedule(kind="restarts", lr=args.poor_lr, period=0.25),
-            "distancing": Distancing(
-                Schedule(kind="restarts", lr=args.poor_lr, period=0.25), s=args.s, sigma=args.sigma
-            ),
-        },
+        "poor lr": {"restarts": poor, "distancing": dist(poor)},
     }
     ensembles = []
     for title, rows in experiments.items():
         print(f"\n=== {title} ===", flush=True)
         slug = title.replace(" ", "-")
-        table = hpo.compare(
+        table = compare(
+            args,
             task,
             rows,
-            seeds=args.seeds,
-            tracking=tracking(args),
             run_name=f"distancing: {title}",
             output_dir=f"{args.output_dir}/{slug}",
-            progress=lambda line: print(line, flush=True),
         )
         print(hpo.format_table(table))
         for label, runs in table.attrs["histories"].items():

@@ -22,44 +22,42 @@ from __future__ import annotations
 
 import sys
 
-from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
+from _common import (
+    add_task_arguments,
+    add_tracking_arguments,
+    add_tuning_arguments,
+    compare,
+    parser,
+    show,
+    task_from,
+    tune_lr,
+)
 
-import hpo
 from strategies import Constant, EpochBO, Hyperdyn, RandomSearch, Schedule
 
 HE_MILESTONES = (0.5, 0.75)  # He et al. (2016): lr / 10 at 32k and 48k of 64k iterations
-
-
-def tune(task: hpo.Task, make, grid: list[float], seed: int, data) -> tuple[float, float]:
-    """The grid lr with the best validation accuracy on the tuning seed."""
-    scores = []
-    for lr in grid:
-        h = hpo.run(task.replace(seed=seed), make(lr), tracking=False, data=data)
-        scores.append((h.best.val_acc if h.best else 0.0, lr))
-    best_acc, best_lr = max(scores)
-    return best_lr, best_acc
 
 
 def main() -> None:
     p = parser(__doc__)
     add_task_arguments(p, epochs=30, optimizer="momentum")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--tuning-seed", type=int, default=100, help="seed of the manual tuning runs")
-    p.add_argument("--grid", default="0.01,0.03,0.1,0.3", help="lrs tried when tuning")
+    add_tuning_arguments(p, grid="0.01,0.03,0.1,0.3")
     add_tracking_arguments(p, "hpo-output/hyperdyn-vs-manual")
     args = p.parse_args()
 
     task = task_from(args)
     data = task.load_data()
-    grid = [float(v) for v in args.grid.split(",")]
-    step_lr, step_acc = tune(
+    step_lr, step_acc = tune_lr(
         task,
         lambda lr: Schedule(kind="step", lr=lr, milestones=HE_MILESTONES),
-        grid,
+        args.grid,
         args.tuning_seed,
         data,
     )
-    const_lr, const_acc = tune(task, lambda lr: Constant(lr=lr), grid, args.tuning_seed, data)
+    const_lr, const_acc = tune_lr(
+        task, lambda lr: Constant(lr=lr), args.grid, args.tuning_seed, data
+    )
     print(
         f"tuned on seed {args.tuning_seed}: step schedule lr {step_lr:g} "
         f"(val {step_acc:.1%}), static lr {const_lr:g} (val {const_acc:.1%})",
@@ -80,29 +78,18 @@ def main() -> None:
             random_start_outcome="difference",
         ),
     }
-    table = hpo.compare(
-        task,
-        strategies,
-        seeds=args.seeds,
-        baseline="manual-step",
-        tracking=tracking(args),
-        run_name="hyperdyn-vs-manual",
-        output_dir=args.output_dir,
-        progress=lambda line: print(line, flush=True),
+    table = compare(args, task, strategies, run_name="hyperdyn-vs-manual", baseline="manual-step")
+    show(
+        table,
+        columns=(
+            "final_val_acc_mean",
+            "best_val_acc_mean",
+            "steps_mean",
+            "spent_steps_mean",
+            "cost",
+            "wall_time_mean",
+        ),
     )
-    print()
-    print(hpo.format_table(table))
-    cols = [
-        "final_val_acc_mean",
-        "best_val_acc_mean",
-        "steps_mean",
-        "spent_steps_mean",
-        "cost",
-        "wall_time_mean",
-    ]
-    print()
-    print(table[cols].to_string(float_format=lambda v: f"{v:,.3f}"))
-    print(f"\ntable and plots: {', '.join(table.attrs['plots'])}")
 
 
 if __name__ == "__main__":

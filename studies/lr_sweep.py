@@ -15,12 +15,11 @@ valley plot written to ``--output-dir``.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 
 import numpy as np
-from _common import add_task_arguments, add_tracking_arguments, parser, task_from
+from _common import add_task_arguments, add_tracking_arguments, parser, save_figure, task_from
 from matplotlib.figure import Figure
 
 import hpo
@@ -109,7 +108,6 @@ def main() -> None:
             flush=True,
         )
 
-    os.makedirs(args.output_dir, exist_ok=True)
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
     cap = args.epochs * math.ceil(data.num_train / args.batch_size)
@@ -129,11 +127,9 @@ def main() -> None:
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    path = os.path.join(args.output_dir, "lr_sweep.png")
-    fig.savefig(path, dpi=120)
+    path = save_figure(args, fig, "lr_sweep.png", parent)
     print(f"\nvalley plot: {path}")
     if client is not None and parent is not None:
-        client.log_figure(parent, fig, "plots/lr_sweep.png")
         client.set_terminated(parent, "FINISHED")
         print(f"MLflow parent run: {parent}")
 

@@ -20,10 +20,16 @@ import os
 import sys
 
 import optuna
-from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
+from _common import (
+    add_task_arguments,
+    add_tracking_arguments,
+    parser,
+    save_figure,
+    task_from,
+    tracking,
+)
 
 import hpo
-from strategies._nos._evaluation import PAPER_SWEEP
 from strategies.nos import Genome, NOSEvaluation, NOSPruner, NOSSampler, genome_of
 
 
@@ -59,7 +65,7 @@ def main() -> None:
         direction="maximize",
         sampler=sampler,
         load_if_exists=True,
-        pruner=NOSPruner(sweep_steps=len(PAPER_SWEEP), final_warmup=max(1, args.epochs // 4)),
+        pruner=NOSPruner(final_warmup=max(1, args.epochs // 4)),
     )
     n_trials = args.init_size + args.population * args.mutations * args.steps
     todo = max(0, n_trials - len(study.trials))
@@ -114,15 +120,8 @@ def main() -> None:
             f.write(best.to_json())
         print(f"  LaTeX: {best.latex()}")
 
-    fig = plot_fitness(study, sampler)
-    path = os.path.join(args.output_dir, "fitness.png")
-    os.makedirs(args.output_dir, exist_ok=True)
-    fig.savefig(path, dpi=120)
     parent = study.user_attrs.get("mlflow_parent_run_id")
-    if parent and not args.no_tracking:
-        from hpo._tracking import mlflow_client
-
-        mlflow_client(args.tracking_uri).log_figure(parent, fig, "plots/fitness.png")
+    path = save_figure(args, plot_fitness(study, sampler), "fitness.png", parent)
     if scored:
         print(f"\nfitness plot: {path}; best genome: {args.output_dir}/best_genome.json")
     else:

@@ -15,9 +15,17 @@ from __future__ import annotations
 
 import sys
 
-from _common import add_task_arguments, add_tracking_arguments, parser, show, task_from, tracking
+from _common import (
+    add_task_arguments,
+    add_tracking_arguments,
+    add_tuning_arguments,
+    compare,
+    parser,
+    show,
+    task_from,
+    tune_lr,
+)
 
-import hpo
 from strategies import Schedule
 from strategies.nos import Genome
 
@@ -33,26 +41,11 @@ DISCOVERED = (
 )
 
 
-def tune(task: hpo.Task, optimizer: str, grid: list[float], seed: int, data) -> float:
-    best = (-1.0, grid[0])
-    for lr in grid:
-        h = hpo.run(
-            task.replace(optimizer=optimizer, seed=seed),
-            Schedule(kind="one-cycle", lr=lr),
-            tracking=False,
-            data=data,
-        )
-        acc = h.best.val_acc if h.best is not None else 0.0
-        best = max(best, (acc, lr))
-    return best[1]
-
-
 def main() -> None:
     p = parser(__doc__)
     add_task_arguments(p, epochs=20)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--tuning-seed", type=int, default=100)
-    p.add_argument("--grid", default="3,0.3,0.03,0.003", help="peak lrs tried when tuning")
+    add_tuning_arguments(p, grid="3,0.3,0.03,0.003")
     p.add_argument("--optimizers", default=",".join(BASELINES + DISCOVERED))
     p.add_argument(
         "--genome",
@@ -71,21 +64,18 @@ def main() -> None:
             genome = Genome.from_json(f.read())
         optimizers[f"found-{i}"] = "nos:genome:" + genome.to_json()
         print(f"found-{i}: {genome.equation()}")
-    grid = [float(v) for v in args.grid.split(",")]
     rows = {}
     for label, optimizer in optimizers.items():
-        lr = tune(task, optimizer, grid, args.tuning_seed, data)
+        lr, _ = tune_lr(
+            task.replace(optimizer=optimizer),
+            lambda lr: Schedule(kind="one-cycle", lr=lr),
+            args.grid,
+            args.tuning_seed,
+            data,
+        )
         print(f"tuned {label}: peak lr {lr:g}", flush=True)
         rows[label] = (Schedule(kind="one-cycle", lr=lr), {"optimizer": optimizer})
-    table = hpo.compare(
-        task,
-        rows,
-        seeds=args.seeds,
-        tracking=tracking(args),
-        run_name="nos-transfer",
-        output_dir=args.output_dir,
-        progress=lambda s: print(s, flush=True),
-    )
+    table = compare(args, task, rows, run_name="nos-transfer")
     show(table)
 
 

@@ -18,12 +18,18 @@ Prints the per-seed table (best validation accuracy and loss), the best of the s
 
 from __future__ import annotations
 
-import os
 import sys
 
-from _common import add_task_arguments, add_tracking_arguments, parser, task_from, tracking
+from _common import (
+    add_task_arguments,
+    add_tracking_arguments,
+    compare,
+    parser,
+    save_figure,
+    show,
+    task_from,
+)
 
-import hpo
 from strategies import SGDSA, Schedule
 
 
@@ -40,15 +46,7 @@ def main() -> None:
         "scheduled-sgd": Schedule(kind="step", lr=0.1, milestones=(0.3, 0.7), gamma=0.1),
         "sgd-sa": SGDSA(loss_mode=args.loss_mode),
     }
-    table = hpo.compare(
-        task,
-        strategies,
-        seeds=args.seeds,
-        tracking=tracking(args),
-        run_name="sgd-sa-vs-scheduled",
-        output_dir=args.output_dir,
-        progress=lambda line: print(line, flush=True),
-    )
+    table = compare(args, task, strategies, run_name="sgd-sa-vs-scheduled")
     histories = table.attrs["histories"]
 
     print("\nBest validation accuracy and loss, seed by seed (the paper's Table 1):\n")
@@ -72,18 +70,10 @@ def main() -> None:
         f"SGD-SA has the lower validation loss on {lower}/{len(rows)} seeds and the higher "
         f"accuracy on {higher}/{len(rows)}."
     )
-    print()
-    print(hpo.format_table(table))
-
-    fig = _fig3a(histories["sgd-sa"])
-    path = os.path.join(args.output_dir, "acceptance.png")
-    fig.savefig(path, dpi=120)
-    if table.attrs.get("mlflow_run_id"):
-        from hpo._tracking import mlflow_client
-
-        client = mlflow_client(args.tracking_uri)
-        client.log_figure(table.attrs["mlflow_run_id"], fig, "plots/acceptance.png")
-    print(f"\ntable and plots: {', '.join([*table.attrs['plots'], path])}")
+    path = save_figure(
+        args, _fig3a(histories["sgd-sa"]), "acceptance.png", table.attrs.get("mlflow_run_id")
+    )
+    show(table, [path])
 
 
 def _fig3a(runs):
@@ -92,25 +82,20 @@ def _fig3a(runs):
 
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
+    lines = (
+        ("mean_acceptance_probability", "k", "all moves"),
+        ("worsening_acceptance_probability", "C3", "worsening moves"),
+    )
     for i, h in enumerate(runs):
-        kw = {"label": "all moves"} if i == 0 else {}
-        ax.plot(
-            h.column("epoch"),
-            h.column("mean_acceptance_probability"),
-            color="k",
-            alpha=0.35,
-            lw=1,
-            **kw,
-        )
-        kw = {"label": "worsening moves"} if i == 0 else {}
-        ax.plot(
-            h.column("epoch"),
-            h.column("worsening_acceptance_probability"),
-            color="C3",
-            alpha=0.35,
-            lw=1,
-            **kw,
-        )
+        for column, color, label in lines:
+            ax.plot(
+                h.column("epoch"),
+                h.column(column),
+                color=color,
+                alpha=0.35,
+                lw=1,
+                label=label if i == 0 else None,
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean acceptance probability (clipped to 1)")
     ax.set_ylim(-0.02, 1.02)

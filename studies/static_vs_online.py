@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from _common import add_task_arguments, add_tracking_arguments, parser, show, task_from, tracking
+from _common import add_task_arguments, add_tracking_arguments, compare, parser, show, task_from
 
-import hpo
 from strategies import PBT, RandomSearch, Schedule, Static
 
 
@@ -35,15 +34,7 @@ def main() -> None:
         "random-search": RandomSearch(),
         "pbt": PBT(),
     }
-    table = hpo.compare(
-        task,
-        strategies,
-        seeds=args.seeds,
-        tracking=tracking(args),
-        run_name="static-vs-online",
-        output_dir=args.output_dir,
-        progress=lambda line: print(line, flush=True),
-    )
+    table = compare(args, task, strategies, run_name="static-vs-online")
     show(table)
 
 

@@ -65,6 +65,11 @@ class DataSplits:
     def device(self) -> torch.device:
         return self.x_train.device
 
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Minibatches of ``batch_size`` in one pass over the training split (the last one may
+        be short)."""
+        return -(-self.num_train // batch_size)
+
     def split(self, name: str) -> tuple[Tensor, Tensor]:
         """``(x, y)`` of ``"train"``, ``"val"`` or ``"test"``."""
         if name not in ("train", "val", "test"):

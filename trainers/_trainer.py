@@ -226,15 +226,10 @@ class Trainer:
 
         self._params = [p for p in self.model.parameters()]
         self._buffers = [b for b in self.model.buffers()]
-        self._data_rng = torch.Generator(device=self.device).manual_seed(seed)
-        # The trainer's own stream for stochastic layers (dropout): swapped in around training
-        # so that neither the user's global RNG nor another trainer's stream is disturbed.
-        self._torch_rng = torch.Generator().manual_seed(seed + 1).get_state()
-        self._cuda_rng: Tensor | None = None
-        if self.device.type == "cuda":
-            with torch.random.fork_rng(devices=[self.device]):
-                torch.cuda.manual_seed(seed + 2)
-                self._cuda_rng = torch.cuda.get_rng_state(self.device)
+        self._data_rng = torch.Generator(device=self.device)
+        self._torch_rng: Tensor
+        self._cuda_rng: Tensor | None
+        self._seed_streams(seed)
 
         self.counters = Counters()
         self.spent = Counters()
@@ -249,7 +244,7 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         """Minibatches in one pass over the training split (the last one may be short)."""
-        return math.ceil(self.data.num_train / self.batch_size)
+        return self.data.steps_per_epoch(self.batch_size)
 
     @property
     def lr(self) -> float:
@@ -290,9 +285,17 @@ class Trainer:
     def reseed(self, seed: int) -> None:
         """Restart the data-order and dropout random streams from ``seed`` (weights untouched)."""
         check_range("Trainer.reseed", "seed", seed, 0, integer=True)
+        self._seed_streams(seed)
+
+    def _seed_streams(self, seed: int) -> None:
+        """Start the data-order stream from ``seed`` and the trainer's own torch streams for
+        stochastic layers (dropout) from ``seed + 1`` (CPU) and ``seed + 2`` (CUDA): they are
+        swapped in around training so that neither the user's global RNG nor another
+        trainer's stream is disturbed."""
         self._data_rng.manual_seed(seed)
         self._torch_rng = torch.Generator().manual_seed(seed + 1).get_state()
-        if self._cuda_rng is not None:
+        self._cuda_rng = None
+        if self.device.type == "cuda":
             with torch.random.fork_rng(devices=[self.device]):
                 torch.cuda.manual_seed(seed + 2)
                 self._cuda_rng = torch.cuda.get_rng_state(self.device)
@@ -306,10 +309,10 @@ class Trainer:
             reinitialize: Draw fresh initial weights (each module's ``reset_parameters``, seeded);
                 otherwise the clone starts from a copy of this trainer's current weights.
 
-        The clone gets a fresh optimizer of the same class with the same hyperparameters (and no
-        state) and zeroed counters.
+        The clone gets a copy of the optimizer with the same hyperparameters and no state (any
+        optimizer class: NOS optimizers included) and zeroed counters.
         """
-        model = copy.deepcopy(self.model)
+        model, optimizer = _copy_model_and_optimizer(self.model, self.optimizer)
         if reinitialize:
             with torch.random.fork_rng(
                 devices=[self.device] if self.device.type == "cuda" else []
@@ -319,13 +322,6 @@ class Trainer:
                     reset = getattr(module, "reset_parameters", None)
                     if callable(reset):
                         reset()
-        groups = [
-            {**{k: v for k, v in g.items() if k != "params"}, "params": list(m_params)}
-            for g, m_params in zip(
-                self.optimizer.param_groups, _regroup(self.model, model, self.optimizer)
-            )
-        ]
-        optimizer = type(self.optimizer)(groups)
         return Trainer(
             model,
             optimizer,
@@ -486,14 +482,8 @@ class Trainer:
         Returns:
             A 0-dim tensor on the device (no synchronisation).
         """
-        if not train_mode:
-            self.model.eval()
-        try:
-            with self._autocast():
-                return F.cross_entropy(self.model(x), y)
-        finally:
-            if not train_mode:
-                self.model.train()
+        with self._eval_mode(train_mode), self._autocast():
+            return F.cross_entropy(self.model(x), y)
 
     @torch.no_grad()
     def error_on(self, x: Tensor, y: Tensor, *, train_mode: bool = False) -> Tensor:
@@ -501,15 +491,10 @@ class Trainer:
 
         Same conventions as ``loss_on``; returns a 0-dim float tensor on the device.
         """
-        if not train_mode:
-            self.model.eval()
-        try:
+        with self._eval_mode(train_mode):
             with self._autocast():
                 wrong = self.model(x).argmax(1) != y
             return wrong.float().mean()
-        finally:
-            if not train_mode:
-                self.model.train()
 
     # =========================================================================================
     # 4. Evaluation
@@ -523,18 +508,15 @@ class Trainer:
         n = len(y_all)
         if n == 0:
             return EvalResult(math.nan, math.nan)
-        self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        try:
+        with self._eval_mode():
             for i in range(0, n, self.eval_batch_size):
                 x, y = x_all[i : i + self.eval_batch_size], y_all[i : i + self.eval_batch_size]
                 with self._autocast():
                     logits = self.model(x)
                 loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
                 correct += (logits.argmax(1) == y).sum()
-        finally:
-            self.model.train()
         return EvalResult(loss=loss_sum.item() / n, acc=correct.item() / n)
 
     def test(self) -> EvalResult:
@@ -545,14 +527,11 @@ class Trainer:
     def predict_proba(self, split: str = "val") -> Tensor:
         """Softmax outputs of the current weights on a split: an `n x classes` tensor."""
         x_all, _ = self.data.split(split)
-        self.model.eval()
-        try:
+        with self._eval_mode():
             out = [
                 F.softmax(self.model(x_all[i : i + self.eval_batch_size]).float(), dim=1)
                 for i in range(0, len(x_all), self.eval_batch_size)
             ]
-        finally:
-            self.model.train()
         return torch.cat(out) if out else torch.empty(0, self.data.num_classes)
 
     # =========================================================================================
@@ -667,6 +646,19 @@ class Trainer:
         return contextlib.nullcontext()
 
     @contextlib.contextmanager
+    def _eval_mode(self, train_mode: bool = False) -> Iterator[None]:
+        """The model in eval mode inside the block (back to train mode after it); with
+        ``train_mode`` the model is left in train mode."""
+        if train_mode:
+            yield
+            return
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train()
+
+    @contextlib.contextmanager
     def _rng_scope(self) -> Iterator[None]:
         """Swap the trainer's torch RNG stream in for the duration of a training pass."""
         devices = [self.device] if self.device.type == "cuda" else []
@@ -755,13 +747,27 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _regroup(
-    old: nn.Module, new: nn.Module, optimizer: torch.optim.Optimizer
-) -> list[list[Tensor]]:
-    """``new``'s parameters, grouped like ``optimizer``'s groups of ``old``'s parameters."""
-    index = {id(p): i for i, p in enumerate(old.parameters())}
-    new_params = list(new.parameters())
-    return [[new_params[index[id(p)]] for p in g["params"]] for g in optimizer.param_groups]
+def _copy_model_and_optimizer(
+    model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """Deep copies of ``model`` and of ``optimizer`` over the copy's parameters, with the
+    optimizer's hyperparameters and without its state.
+
+    Both are copied in one ``deepcopy`` so that the optimizer's references to the parameters
+    (param groups, and any list a subclass keeps) map to the copied model's. The optimizer is
+    copied attribute by attribute: torch's ``Optimizer.__getstate__`` keeps only ``defaults``,
+    ``state`` and ``param_groups``, which would lose a subclass's own attributes (a NOS
+    optimizer's program). Its state is not copied (the memo maps it to an empty dict), and
+    loading an empty state clears whatever the optimizer derived from it (a NOS optimizer's
+    flat layout).
+    """
+    memo: dict[int, Any] = {id(optimizer.state): {}}
+    new_model, attrs = copy.deepcopy((model, vars(optimizer)), memo)
+    new_optimizer = type(optimizer).__new__(type(optimizer))
+    vars(new_optimizer).update(attrs)
+    groups = new_optimizer.state_dict()["param_groups"]
+    new_optimizer.load_state_dict({"state": {}, "param_groups": groups})
+    return new_model, new_optimizer
 
 
 def _same_layout(

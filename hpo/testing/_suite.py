@@ -11,6 +11,7 @@ Subclass it in ``tests/strategies/test_<name>.py`` and supply a ``strategy`` fix
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 from dataclasses import asdict
@@ -20,6 +21,9 @@ import pytest
 
 import hpo
 from hpo.testing._tasks import boring_task
+
+#: The suite's standard runs: (suite class, pickled strategy, pickled task) -> History.
+_STANDARD_RUNS: dict[tuple[type, bytes, bytes], hpo.History] = {}
 
 
 class StrategyTestSuite:
@@ -38,14 +42,26 @@ class StrategyTestSuite:
         return boring_task(**{"epochs": self.epochs, **self.task_options})
 
     def _run(self, strategy: Any) -> hpo.History:
+        """A fresh run of ``strategy`` on the suite's task."""
         return hpo.run(self._task(), strategy, tracking=False)
+
+    def _standard_run(self, strategy: Any) -> hpo.History:
+        """The suite's run of ``strategy`` (as ``_run``), made once per suite class, strategy
+        config and task and shared by the tests that only read it: each gets a copy (the
+        figures, which no test reads, are shared)."""
+        task = self._task()
+        key = (type(self), pickle.dumps(strategy), pickle.dumps(task))
+        history = _STANDARD_RUNS.get(key)
+        if history is None:
+            history = _STANDARD_RUNS[key] = hpo.run(task, strategy, tracking=False)
+        return copy.deepcopy(history, {id(history.figures): history.figures})
 
     def test_is_a_strategy(self, strategy: Any) -> None:
         assert isinstance(strategy, hpo.Strategy)
         assert strategy.name == strategy.name.lower() and " " not in strategy.name
 
     def test_respects_epoch_budget_and_records_each_epoch(self, strategy: Any) -> None:
-        history = self._run(strategy)
+        history = self._standard_run(strategy)
         assert history.status == "finished"
         assert [r.epoch for r in history.records] == list(range(1, self.epochs + 1))
         steps = [r.steps for r in history.records]
@@ -55,9 +71,8 @@ class StrategyTestSuite:
         assert math.isfinite(history.test_acc)
 
     def test_a_step_budget_cuts_the_spent_work(self, strategy: Any) -> None:
-        task = self._task()
-        full = strategy.run(task.build_trainer(), hpo.Budget(epochs=self.epochs))
-        trainer = task.build_trainer()
+        full = self._standard_run(strategy)
+        trainer = self._task().build_trainer()
         limit = trainer.steps_per_epoch
         cut = strategy.run(trainer, hpo.Budget(epochs=self.epochs, steps=limit))
         # Limits are checked where the strategy can stop (epoch, trial or round boundaries):
@@ -66,14 +81,14 @@ class StrategyTestSuite:
         assert limit <= cut.final.spent_steps < full.final.spent_steps
 
     def test_same_seed_same_history(self, strategy: Any) -> None:
-        a, b = self._run(strategy), self._run(pickle.loads(pickle.dumps(strategy)))
+        a, b = self._standard_run(strategy), self._run(pickle.loads(pickle.dumps(strategy)))
         assert a.column("lr") == b.column("lr")
         assert a.column("val_acc") == b.column("val_acc")
         assert a.column("train_loss") == b.column("train_loss")
 
     def test_learns(self, strategy: Any) -> None:
         initial = self._task().build_trainer().evaluate().acc
-        history = self._run(strategy)
+        history = self._standard_run(strategy)
         assert max(history.column("val_acc")) > initial + 0.05, "accuracy rises"
 
     def test_pickles(self, strategy: Any) -> None:
@@ -85,5 +100,5 @@ class StrategyTestSuite:
         assert type(config)(**asdict(config)) == config
 
     def test_history_json_round_trip(self, strategy: Any) -> None:
-        history = self._run(strategy)
+        history = self._standard_run(strategy)
         assert hpo.History.from_json(history.to_json()) == history

@@ -12,10 +12,13 @@ import numpy as np
 import torch
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
+from hpo._recorder import nan_eval
 from hpo._validation import check_choice, check_lr_bounds, check_range
 from strategies._hyperdyn._model import DTYPE
 from strategies._hyperdyn._model import suggest as bo_suggest
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
+from strategies._util import finite_or_worst
+from strategies._util import format_hyperparameters as _fmt
 
 if TYPE_CHECKING:
     import optuna
@@ -231,14 +234,13 @@ class Hyperdyn(BaseStrategy):
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
     ) -> History:
         cfg = self.config
-        if budget.epochs is None:
-            raise ValueError(
-                f"{type(self).__name__} needs `Budget.epochs` (the time kernel's horizon and "
-                f"the temperature schedule), but got budget={budget!r}."
+        horizon = float(
+            budget.require_epochs(
+                type(self).__name__, "the time kernel's horizon and the temperature schedule"
             )
+        )
         self._check_optimizer(trainer)
         rng = np.random.default_rng([cfg.seed, trainer.seed])
-        horizon = float(budget.epochs)
         d = len(cfg.hyperparameters)
         X: list[list[float]] = []  # observed points: hyperparameters in [0, 1], then t / horizon
         Y: list[float] = []  # outcomes: accuracy differences (fractions)
@@ -340,7 +342,7 @@ class Hyperdyn(BaseStrategy):
                     first = 0 if cfg.switch_to == "better-branch" else 1
                     chosen = max(
                         range(first, len(candidates)),
-                        key=lambda j: (_finite(outcomes[j][1].acc), -j),
+                        key=lambda j: (finite_or_worst(outcomes[j][1].acc), -j),
                     )
                 if chosen != len(candidates) - 1:
                     trainer.restore(branch_snaps[chosen])  # type: ignore[arg-type]
@@ -400,11 +402,9 @@ class Hyperdyn(BaseStrategy):
             trainer.set_hyperparameters(betas=(hp["beta1"], hp["beta2"]))
 
     def _train(self, trainer: Trainer, hp: dict[str, float]) -> tuple[EpochResult, EvalResult]:
-        from trainers import EvalResult
-
         self._apply(trainer, hp)
         result = trainer.train_epoch(hp["lr"])
-        val = trainer.evaluate() if not result.diverged else EvalResult(math.nan, math.nan)
+        val = trainer.evaluate() if not result.diverged else nan_eval()
         return result, val
 
     def _incumbent(self, Y: list[float], T: list[int]) -> float:
@@ -469,11 +469,3 @@ class EpochBO(Hyperdyn):
     def suggest(cls, trial: optuna.Trial) -> EpochBO:
         """k, the Random-Start points."""
         return cls(n_random_start=trial.suggest_int("n_random_start", 2, 8))
-
-
-def _fmt(hp: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.3g}" for k, v in hp.items())
-
-
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else -math.inf

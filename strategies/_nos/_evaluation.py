@@ -93,11 +93,10 @@ class NOSEvaluation(BaseStrategy):
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
     ) -> History:
         cfg = self.config
-        if budget.epochs is None:
-            raise ValueError(f"NOSEvaluation needs `Budget.epochs`, got {budget!r}.")
+        epochs = budget.require_epochs("NOSEvaluation", "the length of its lr schedule")
         genome = Genome.from_json(cfg.genome)
         per_epoch = trainer.steps_per_epoch
-        total = budget.epochs * per_epoch
+        total = epochs * per_epoch
         warmup = max(1, round(cfg.warmup * total))
         multipliers = base_lr(np.arange(total + per_epoch), total, warmup)
         initial = trainer.snapshot()

@@ -53,9 +53,24 @@ def schedules(t: np.ndarray, total: int) -> np.ndarray:
     ])  # fmt: skip
 
 
+def decay_sigmoid(x: np.ndarray) -> np.ndarray:
+    """Decay op 0, the logistic sigmoid."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def decay_dsoft(x: np.ndarray) -> np.ndarray:
+    """Decay op 1, ``1 / (1 + |x|)`` (the derivative of softsign)."""
+    return 1.0 / (1.0 + np.abs(x))
+
+
+def decay_dtanh(x: np.ndarray) -> np.ndarray:
+    """Decay op 10, ``1 - tanh(x)^2`` (the derivative of tanh)."""
+    return 1.0 - np.tanh(x) ** 2
+
+
 DECAY_UNARY_FNS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
-    0: lambda x: 1.0 / (1.0 + np.exp(-x)),
-    1: lambda x: 1.0 / (1.0 + np.abs(x)),
+    0: decay_sigmoid,
+    1: decay_dsoft,
     2: special.erf,
     3: special.erfc,
     4: np.tanh,
@@ -64,7 +79,7 @@ DECAY_UNARY_FNS: dict[int, Callable[[np.ndarray], np.ndarray]] = {
     7: np.square,
     8: lambda x: np.sqrt(np.abs(x)),
     9: lambda x: x / (1.0 + np.abs(x)),
-    10: lambda x: 1.0 - np.tanh(x) ** 2,
+    10: decay_dtanh,
     11: lambda x: (s := 1.0 / (1.0 + np.exp(-x))) * (1.0 - s),
     12: lambda x: x,
 }
@@ -98,7 +113,11 @@ def decay_values(decay: Decay, total: int, t: np.ndarray | None = None) -> np.nd
 
 def decay_is_valid(decay: Decay) -> bool:
     """The search's validity test: on ``T = 100`` every value lies in [0, 1] (and is finite)."""
-    values = decay_values(decay, 100)
+    return values_are_valid(decay_values(decay, 100))
+
+
+def values_are_valid(values: np.ndarray) -> bool:
+    """``decay_is_valid`` on values already computed (``decay_values(decay, 100)``)."""
     return bool(np.all(np.isfinite(values)) and values.min() >= 0.0 and values.max() <= 1.0)
 
 
@@ -213,7 +232,7 @@ def unary(op: int, x: Tensor, state: Tensor | None, ctx: OpContext) -> Tensor:
         norm = ctx.segment_norm(x)
         return x * torch.clamp(1.0 / (norm + 1e-12), max=1.0)
     if op == 21:
-        return x / (1.0 + x.abs())
+        return softsign(x)
     if state is None:
         raise ValueError(f"the stateful op {op} needs a state slot")
     if op == 22:
@@ -227,6 +246,11 @@ def unary(op: int, x: Tensor, state: Tensor | None, ctx: OpContext) -> Tensor:
         torch.maximum(state, x, out=state)
         return state.clone()
     raise ValueError(f"unknown unary op {op}")
+
+
+def softsign(x: Tensor) -> Tensor:
+    """Update op 21, ``x / (1 + |x|)``."""
+    return x / (1.0 + x.abs())
 
 
 def binary(op: int, x: Tensor, y: Tensor) -> Tensor:

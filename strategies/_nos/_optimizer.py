@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -68,6 +69,9 @@ class ProgramOptimizer(torch.optim.Optimizer):
         self._betas = cycled_beta(
             np.arange(self.total_steps), self.total_steps, self.warmup_steps, self.hold_steps
         )
+        self._seed = seed
+        # the dropout ops' stream; _build_layout moves it to the parameters' device (torch.rand
+        # on CUDA needs a CUDA generator)
         self._generator = torch.Generator().manual_seed(seed)
         self._params = [p for g in self.param_groups for p in g["params"]]
         self._layout: dict[str, Any] | None = None
@@ -106,6 +110,8 @@ class ProgramOptimizer(torch.optim.Optimizer):
             for name in flats:
                 s[name] = flat_views[name][i]
         dtype, device = first.dtype, first.device
+        if self._generator.device != device:
+            self._generator = torch.Generator(device=device).manual_seed(self._seed)
         grad = torch.empty(n, dtype=dtype, device=device)
         u = torch.empty(n, dtype=dtype, device=device)
         w = torch.empty(n, dtype=dtype, device=device) if self.program.needs_w else None
@@ -120,8 +126,9 @@ class ProgramOptimizer(torch.optim.Optimizer):
             "w": w,
             "w_views": views(w) if w is not None else None,
             "m_views": flat_views.get("m"),
-            "sizes": sizes,
-            "sizes_t": torch.tensor(sizes, device=device),
+            "segment_norm": functools.partial(
+                _segment_norm, sizes=sizes, sizes_t=torch.tensor(sizes, device=device)
+            ),
         }
 
     def _ensure_layout(self) -> dict[str, Any]:
@@ -154,12 +161,6 @@ class ProgramOptimizer(torch.optim.Optimizer):
 
     # ---------------------------------------------------------------- the step
 
-    def _segment_norm(self, x: Tensor) -> Tensor:
-        """Per-parameter-tensor L2 norms of a flat tensor, broadcast back to its shape."""
-        layout = self._ensure_layout()
-        norms = torch.stack(torch._foreach_norm(list(x.split(layout["sizes"]))))
-        return norms.repeat_interleave(layout["sizes_t"])
-
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         loss = None
@@ -179,22 +180,26 @@ class ProgramOptimizer(torch.optim.Optimizer):
             g=layout["grad"],
             w=layout["w"],
             t=t,
-            ctx=OpContext(t, self._generator, self._segment_norm),
+            ctx=OpContext(t, self._generator, layout["segment_norm"]),
         )
         u = program.update(inputs, layout["flats"])
-        layout["u"].copy_(u)
+        kind = program.momentum
+        if kind != "momentum" or u.dtype != layout["u"].dtype or u.shape != layout["u"].shape:
+            # the per-parameter views of the flat update are read below (plain momentum reads
+            # only the flat update: it uses u itself when u has the buffer's dtype and shape)
+            layout["u"].copy_(u)
+            u = layout["u"]
         lr = float(self.param_groups[0]["lr"])
         if program.lr_factor is not None:
             lr *= program.lr_factor(t)
         if program.flip:
             lr = -lr
         beta = float(self._betas[min(t, self.total_steps - 1)])
-        kind = program.momentum
         if kind == "none":
             torch._foreach_add_(params, layout["u_views"], alpha=-lr)
         else:
             m = layout["flats"]["m"]
-            m.mul_(beta).add_(layout["u"], alpha=-lr)
+            m.mul_(beta).add_(u, alpha=-lr)
             if kind == "momentum":
                 torch._foreach_add_(params, layout["m_views"])
             elif kind == "nesterov":
@@ -251,3 +256,10 @@ class GraphOptimizer(ProgramOptimizer):
             hold_steps=hold_steps,
             seed=seed,
         )
+
+
+def _segment_norm(x: Tensor, *, sizes: list[int], sizes_t: Tensor) -> Tensor:
+    """Per-parameter-tensor L2 norms of a flat tensor, broadcast back to its shape (``sizes``:
+    the tensors' numels, ``sizes_t`` the same on the flat tensor's device)."""
+    norms = torch.stack(torch._foreach_norm(list(x.split(sizes))))
+    return norms.repeat_interleave(sizes_t)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from strategies._nos._ops import OpContext, binary, decay_values, unary
-from strategies._nos._space import N_OPERANDS, ROOT, STATEFUL, Genome
+from strategies._nos._space import ROOT, STATEFUL, Genome
 
 # Which raw EMA each operand needs: v (beta 0.9, of g), s (0.99, of g^2), lam (0.999, of g^3).
 _NEEDS = {
@@ -29,6 +29,7 @@ _NEEDS = {
     "lam": {5, 16, 19},
 }
 _WEIGHT_OPERANDS = {8: 1e-6, 9: 1e-5, 10: 1e-4, 11: 1e-3}
+_Edge = tuple[int, "np.ndarray | None"]  # an input and its decay's value at every step
 
 
 @dataclass
@@ -105,36 +106,37 @@ class GenomeProgram(Program):
             for e, d in enumerate(genome.node(i).decays):
                 if d is not None:
                     self._decays[(i, e)] = decay_values(d, self.total_steps)
+        # The graph compiled for ``update``: per active node (in order) its index, arity, op,
+        # state slot, and per edge the input and the decay's values at every step (or None).
+        self._plan: list[tuple[int, bool, int, str, tuple[_Edge, ...]]] = []
+        for i in order:
+            node = genome.node(i)
+            edges = tuple((a, self._decays.get((i, e))) for e, a in enumerate(node.args))
+            unary_node = node.arity == 1
+            op = node.unary if unary_node else node.binary
+            self._plan.append((i, unary_node, op, f"n{i}", edges))
 
     def decay_at(self, node: int, edge: int, t: int) -> float:
         values = self._decays[(node, edge)]
         return float(values[min(t, len(values) - 1)])
 
     def update(self, inputs: StepInputs, state: dict[str, Tensor]) -> Tensor:
-        g, t = inputs.g, inputs.t
-        update_emas(g, state)
-        cache: dict[int, Tensor] = {}
-
-        def value(i: int) -> Tensor:
-            if i in cache:
-                return cache[i]
-            out = operand(i, inputs, state) if i < N_OPERANDS else cache[i]
-            cache[i] = out
-            return out
-
-        genome = self.genome
-        for i in self.order:
-            node = genome.node(i)
+        update_emas(inputs.g, state)
+        t, ctx = inputs.t, inputs.ctx
+        cache: dict[int, Tensor] = {}  # operands (computed once per step) and node outputs
+        for i, unary_node, op, slot, edges in self._plan:
             args = []
-            for e, a in enumerate(node.args):
-                x = value(a)
-                if node.decays[e] is not None:
-                    x = x * self.decay_at(i, e, t)
+            for a, decay in edges:
+                x = cache.get(a)
+                if x is None:  # an operand: nodes come before the nodes that read them
+                    x = cache[a] = operand(a, inputs, state)
+                if decay is not None:
+                    x = x * float(decay[min(t, len(decay) - 1)])
                 args.append(x)
-            if node.arity == 1:
-                cache[i] = unary(node.unary, args[0], state.get(f"n{i}"), inputs.ctx)
+            if unary_node:
+                cache[i] = unary(op, args[0], state.get(slot), ctx)
             else:
-                cache[i] = binary(node.binary, args[0], args[1])
+                cache[i] = binary(op, args[0], args[1])
         return cache[ROOT]
 
 

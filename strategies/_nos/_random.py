@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from strategies._nos._integrity import integrity_check
-from strategies._nos._ops import decay_is_valid, decay_values
+from strategies._nos._ops import decay_is_valid, decay_values, values_are_valid
 from strategies._nos._space import (
     BINARY,
     DECAY_BINARY,
@@ -99,9 +99,10 @@ def mutate_decay(decay: Decay, rng: np.random.Generator, *, attempts: int = 100)
             keep = node.args[0] if rng.random() < 0.5 else node.args[1]
             new = DecayNode(1, _choice(rng, range(len(DECAY_UNARY))), (keep,))
         mutant = replace(decay, **{which: new})
-        if mutant.to_string() == decay.to_string() or not decay_is_valid(mutant):
+        if mutant.to_string() == decay.to_string():
             continue
-        if np.linalg.norm(decay_values(mutant, 100) - old_values) < 1e-4:
+        values = decay_values(mutant, 100)  # decay_is_valid's values, computed once
+        if not values_are_valid(values) or np.linalg.norm(values - old_values) < 1e-4:
             continue
         return mutant
     return decay
@@ -177,9 +178,10 @@ def is_well_formed(genome: Genome) -> bool:
     hidden node, the active graph is acyclic, decay functions stay in [0, 1]."""
     for index in (*HIDDEN, ROOT):
         node = genome.node(index)
+        # Node.__post_init__ gives every node one decay slot per arg: no separate length check
         if node.arity not in (1, 2) or len(node.args) != node.arity:
             return False
-        if len(node.decays) != node.arity or not -1 <= node.unary <= 24:
+        if not -1 <= node.unary <= 24:
             return False
         if not 0 <= node.binary < len(BINARY):
             return False

@@ -21,7 +21,16 @@ from scipy import special
 from torch import Tensor
 
 from hpo._validation import check_range
-from strategies._nos._ops import EPS, base_lr, schedules, unary
+from strategies._nos._ops import (
+    EPS,
+    base_lr,
+    decay_dsoft,
+    decay_dtanh,
+    decay_sigmoid,
+    schedules,
+    softsign,
+    unary,
+)
 from strategies._nos._optimizer import ProgramOptimizer
 from strategies._nos._program import Program, StepInputs, operand, update_emas
 from strategies._nos._space import Genome, Node
@@ -30,18 +39,6 @@ from trainers import LRSchedule
 # =============================================================================================
 # The lr schedules LR1..LR9: multipliers of the base warm-up + hold + cosine schedule
 # =============================================================================================
-
-
-def _dtanh(x: np.ndarray) -> np.ndarray:
-    return 1.0 - np.tanh(x) ** 2
-
-
-def _dsoft(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.abs(x))
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def lr_multiplier(k: int, t: np.ndarray, total: int) -> np.ndarray:
@@ -56,13 +53,13 @@ def lr_multiplier(k: int, t: np.ndarray, total: int) -> np.ndarray:
     a14_final = (0.95 - 0.95 * z) / (0.05 + 0.95 * z)
     with np.errstate(all="ignore"):
         table = {
-            1: lambda: special.erfc(special.erfc(a4)) / _dtanh(a8),
-            2: lambda: special.erfc(special.erfc(a4)) / (_dtanh(a8) * _dtanh(a4)),
-            3: lambda: np.arctan(a2) / (_dtanh(a10) * np.sqrt(_dsoft(a14_final))),
-            4: lambda: _sigmoid(a2) ** 2 / _sigmoid(2 * (a1 / (1 + np.abs(a1)))),
+            1: lambda: special.erfc(special.erfc(a4)) / decay_dtanh(a8),
+            2: lambda: special.erfc(special.erfc(a4)) / (decay_dtanh(a8) * decay_dtanh(a4)),
+            3: lambda: np.arctan(a2) / (decay_dtanh(a10) * np.sqrt(decay_dsoft(a14_final))),
+            4: lambda: decay_sigmoid(a2) ** 2 / decay_sigmoid(2 * (a1 / (1 + np.abs(a1)))),
             5: lambda: 1.0 / np.sqrt(special.erf(a11)),
-            6: lambda: np.arctan(a2) * special.erfc(a6) / np.sqrt(_dsoft(a6)),
-            7: lambda: 1.0 / np.sqrt(_dsoft(a10)),
+            6: lambda: np.arctan(a2) * special.erfc(a6) / np.sqrt(decay_dsoft(a6)),
+            7: lambda: 1.0 / np.sqrt(decay_dsoft(a10)),
             8: lambda: 1.0 / (np.sqrt(np.arctan(a12) / (1 + np.abs(np.arctan(a12)))) + 1e-7),
             9: lambda: np.tanh(np.maximum(a10, a6)),
         }
@@ -93,11 +90,35 @@ class NOSLRSchedule(LRSchedule):
     def __call__(self, epoch: float, total_epochs: float) -> float:
         n = self.resolution
         t = min(int(epoch / total_epochs * n), n - 1)
+        if t < 0:  # before the run (or resolution < 1): no table entry
+            return self._lr_at(t)
+        table = self.__dict__.get("_table") or self._lr_table()
+        return table[t]
+
+    def _lr_table(self) -> list[float]:
+        """``_lr_at`` at every step ``0..resolution-1`` (the same floats, computed at once),
+        kept on the instance outside the dataclass fields: equality, hash and repr ignore it,
+        and ``__getstate__`` leaves it out of the pickled state."""
+        n = self.resolution
+        t = np.arange(1, n)
+        base = base_lr(t, n, int(self.warmup * n), int(self.hold * n))
+        mult = lr_multiplier(self.k, t, n)
+        with np.errstate(all="ignore"):  # steps that are never asked for must not warn
+            table = [1e-7, *(self.lr * base * mult + 1e-7).tolist()]
+        object.__setattr__(self, "_table", table)
+        return table
+
+    def _lr_at(self, t: int) -> float:
+        """The lr at step ``t`` of the ``resolution`` steps, computed on its own."""
         if t == 0:
             return 1e-7
+        n = self.resolution
         base = base_lr(np.array([t]), n, int(self.warmup * n), int(self.hold * n))[0]
         mult = lr_multiplier(self.k, np.array([t]), n)[0]
         return float(self.lr * base * mult + 1e-7)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_table"}
 
 
 # =============================================================================================
@@ -105,18 +126,10 @@ class NOSLRSchedule(LRSchedule):
 # =============================================================================================
 
 
-def _q(inp: StepInputs, st: dict[str, Tensor]) -> Tensor:
-    return 0.3 * inp.g + 0.7 * operand(3, inp, st)
-
-
 def _a(k: int, total: int) -> Callable[[int], float]:
     """Schedule a``k`` (1-based) as a function of the step, precomputed."""
     values = schedules(np.arange(total), total)[k - 1]
     return lambda t: float(values[min(t, total - 1)])
-
-
-def _softsign(x: Tensor) -> Tensor:
-    return x / (1.0 + x.abs())
 
 
 @dataclass(frozen=True)
@@ -129,49 +142,52 @@ class _Spec:
     formula: str = ""
 
 
+# operand 14 is q = 0.3 g + 0.7 v hat (the search's QHM operand)
+
+
 def _opt1(inp, st, a):  # noqa: ANN001, ANN202
     w5 = 1e-5 * inp.w
     s1 = (
         w5 - operand(15, inp, st)
     ).abs()  # the operand-based intent of the coded |w5 - 0.05g^2 + ...|
-    return _q(inp, st) + _softsign(torch.minimum(torch.maximum(w5, -s1), s1))
+    return operand(14, inp, st) + softsign(torch.minimum(torch.maximum(w5, -s1), s1))
 
 
 def _opt2(inp, st, a):  # noqa: ANN001, ANN202
     w5 = 1e-5 * inp.w
     s1 = w5 - operand(15, inp, st)
-    return _q(inp, st) + _softsign(w5 / torch.sqrt(1.0 + s1 * s1))
+    return operand(14, inp, st) + softsign(w5 / torch.sqrt(1.0 + s1 * s1))
 
 
 def _opt3(inp, st, a):  # noqa: ANN001, ANN202
     w5 = 1e-5 * inp.w
     l1 = w5 - operand(16, inp, st)  # lambda-hat of g^3, as the search's operand 16
-    return _q(inp, st) + _softsign(w5 / torch.sqrt(1.0 + l1 * l1))
+    return operand(14, inp, st) + softsign(w5 / torch.sqrt(1.0 + l1 * l1))
 
 
 def _opt4(inp, st, a):  # noqa: ANN001, ANN202
     d = math.atan(a("a13")(inp.t))
     c = (d * torch.exp(operand(3, inp, st))).abs()
-    return _q(inp, st) / torch.clamp(c, max=2.0)  # clip(2, -c, c) = min(2, c) for c >= 0
+    return operand(14, inp, st) / torch.clamp(c, max=2.0)  # clip(2, -c, c) = min(2, c) for c >= 0
 
 
 def _opt5(inp, st, a):  # noqa: ANN001, ANN202
-    return _q(inp, st) / torch.clamp(torch.exp(operand(3, inp, st)), max=2.0)
+    return operand(14, inp, st) / torch.clamp(torch.exp(operand(3, inp, st)), max=2.0)
 
 
 def _opt6(inp, st, a):  # noqa: ANN001, ANN202
     d = 1.0 - math.tanh(a("a4")(inp.t)) ** 2
-    return _q(inp, st) / (d * torch.exp(1e-4 * inp.w)).abs()
+    return operand(14, inp, st) / (d * torch.exp(1e-4 * inp.w)).abs()
 
 
 def _opt7(inp, st, a):  # noqa: ANN001, ANN202
     d = max(a("a6")(inp.t), a("a10")(inp.t))
-    return torch.tanh(d * torch.asinh(_q(inp, st)))
+    return torch.tanh(d * torch.asinh(operand(14, inp, st)))
 
 
 def _opt8(inp, st, a):  # noqa: ANN001, ANN202
     d = max(a("a6")(inp.t), a("a10")(inp.t))
-    return torch.asinh(d * torch.asinh(_q(inp, st)))
+    return torch.asinh(d * torch.asinh(operand(14, inp, st)))
 
 
 def _opt9(inp, st, a):  # noqa: ANN001, ANN202

@@ -36,6 +36,7 @@ class _Candidate:
 class _GAState:
     init: list[_Candidate] = field(default_factory=list)
     children: dict[tuple[int, int], list[_Candidate]] = field(default_factory=dict)
+    particles: list[_Candidate] | None = None  # NOSSampler._particles of this state
 
 
 class NOSSampler(BaseSampler):
@@ -99,10 +100,13 @@ class NOSSampler(BaseSampler):
         self.mutations = mutations
         self.init_size = 10 * population if init_size is None else init_size
         self.max_attempts = max_attempts
-        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._independent = independent_sampler or RandomSampler(seed=seed)
         self._lock = threading.Lock()
+        # Genomes parsed from the trials' JSON, by JSON: each rebuild parses only new trials.
+        # Genomes are immutable, and get / setdefault on a dict are atomic, so threads (phase()
+        # and particles() run outside the lock) may share it.
+        self._genomes: dict[str, Genome] = {}
         self.last_overhead: float = 0.0  # seconds the last before_trial took
 
     # ---------------------------------------------------------------- Optuna's interface
@@ -135,14 +139,14 @@ class NOSSampler(BaseSampler):
         with self._lock:
             start = time.perf_counter()
             state = self._rebuild(study, exclude=trial.number)
-            attrs = self._next(state)
+            attrs, genome = self._next(state)
             storage = study._storage
             # The genome goes last: other processes read the trial as part of the GA only once
             # it is there, so they never see a genome without its role, particle and step.
             for key in sorted(attrs, key=lambda k: k == GENOME_ATTR):
                 storage.set_trial_system_attr(trial._trial_id, key, attrs[key])
                 trial.system_attrs[key] = attrs[key]
-            genome = Genome.from_json(attrs[GENOME_ATTR])
+            self._genomes.setdefault(attrs[GENOME_ATTR], genome)
             storage.set_trial_user_attr(trial._trial_id, "nos_equation", genome.equation())
             self.last_overhead = time.perf_counter() - start
 
@@ -150,7 +154,7 @@ class NOSSampler(BaseSampler):
 
     def phase(self, study: Study) -> str:
         """``initialising`` until the particles are chosen, then ``evolving``."""
-        return "evolving" if self._particles(self._rebuild(study)) is not None else "initialising"
+        return "evolving" if self._rebuild(study).particles is not None else "initialising"
 
     def particles(self, study: Study) -> list[dict[str, Any]]:
         """Each particle's current position and the fitness of every time-step so far.
@@ -162,17 +166,16 @@ class NOSSampler(BaseSampler):
         state = self._rebuild(study)
         out = []
         for p in range(self.population):
+            s = self._current_step(state, p)
             steps = []
-            s = 0
-            while self._step_complete(state, p, s):
-                best = self._best(state.children.get((p, s), []))
+            for step in range(s):
+                best = self._best(state.children.get((p, step), []))
                 steps.append(
                     {
                         "fitness": best.fitness if best else -math.inf,
                         "equation": best.genome.equation() if best else None,
                     }
                 )
-                s += 1
             out.append({"position": self._position(state, p, s), "step": s, "history": steps})
         return out
 
@@ -196,7 +199,7 @@ class NOSSampler(BaseSampler):
             if GENOME_ATTR not in attrs or t.number == exclude:
                 continue
             c = _Candidate(
-                t.number, Genome.from_json(attrs[GENOME_ATTR]), t.state, self._fitness(study, t)
+                t.number, self._genome(attrs[GENOME_ATTR]), t.state, self._fitness(study, t)
             )
             if attrs.get("nos:role") == "init":
                 state.init.append(c)
@@ -204,7 +207,15 @@ class NOSSampler(BaseSampler):
                 key = (int(attrs["nos:particle"]), int(attrs["nos:step"]))
                 state.children.setdefault(key, []).append(c)
         state.init.sort(key=lambda c: c.number)
+        state.particles = self._particles(state)
         return state
+
+    def _genome(self, text: str) -> Genome:
+        """The genome of a trial's JSON, parsed once per sampler."""
+        genome = self._genomes.get(text)
+        if genome is None:
+            genome = self._genomes.setdefault(text, Genome.from_json(text))
+        return genome
 
     def _particles(self, state: _GAState) -> list[_Candidate] | None:
         first = state.init[: self.init_size]
@@ -218,6 +229,13 @@ class NOSSampler(BaseSampler):
         done = [c for c in children if not math.isnan(c.fitness) and c.fitness > -math.inf]
         return max(done, key=lambda c: (c.fitness, -c.number)) if done else None
 
+    def _current_step(self, state: _GAState, p: int) -> int:
+        """Particle ``p``'s first time-step that is not complete (its time-steps so far)."""
+        s = 0
+        while self._step_complete(state, p, s):
+            s += 1
+        return s
+
     def _step_complete(self, state: _GAState, p: int, s: int) -> bool:
         children = state.children.get((p, s), [])
         if any(math.isnan(c.fitness) for c in children):
@@ -226,7 +244,7 @@ class NOSSampler(BaseSampler):
         return usable >= self.mutations or len(children) >= self.mutations * self.max_attempts
 
     def _position(self, state: _GAState, p: int, s: int) -> Genome | None:
-        particles = self._particles(state)
+        particles = state.particles
         if particles is None or p >= len(particles):
             return None
         genome = particles[p].genome
@@ -237,28 +255,25 @@ class NOSSampler(BaseSampler):
         return genome
 
     def _history(self, state: _GAState, p: int) -> set[str]:
-        particles = self._particles(state)
+        particles = state.particles
         seen = {particles[p].genome.equation()} if particles else set()
         for (q, _), children in state.children.items():
             if q == p:
                 seen.update(c.genome.equation() for c in children)
         return seen
 
-    def _next(self, state: _GAState) -> dict[str, Any]:
-        particles = self._particles(state)
+    def _next(self, state: _GAState) -> tuple[dict[str, Any], Genome]:
+        """The next trial's system attrs, and its genome."""
+        particles = state.particles
         if particles is None:  # initialisation (or extra random candidates while it finishes)
             genome = random_valid_genome(self._rng)
-            return {
+            attrs = {
                 GENOME_ATTR: genome.to_json(),
                 "nos:role": "init",
                 "nos:index": len(state.init),
             }
-        current = []
-        for p in range(len(particles)):
-            s = 0
-            while self._step_complete(state, p, s):
-                s += 1
-            current.append(s)
+            return attrs, genome
+        current = [self._current_step(state, p) for p in range(len(particles))]
         open_slots = []
         waiting = []
         for p, s in enumerate(current):
@@ -275,13 +290,14 @@ class NOSSampler(BaseSampler):
         parent = self._position(state, p, s)
         assert parent is not None
         child = valid_mutant(parent, self._rng, history=self._history(state, p))
-        return {
+        attrs = {
             GENOME_ATTR: child.to_json(),
             "nos:role": "child",
             "nos:particle": p,
             "nos:step": s,
             "nos:parent": parent.equation(),
         }
+        return attrs, child
 
 
 def genome_of(trial: optuna.trial.BaseTrial) -> Genome:

@@ -143,10 +143,6 @@ class Node:
         if len(self.decays) != len(self.args):
             object.__setattr__(self, "decays", (None,) * len(self.args))
 
-    @property
-    def op(self) -> int:
-        return self.unary if self.arity == 1 else self.binary
-
 
 @dataclass(frozen=True)
 class Genome:

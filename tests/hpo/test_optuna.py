@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import optuna
 import pytest
@@ -11,6 +8,7 @@ from mlflow import MlflowClient
 
 import hpo
 from strategies import Constant
+from tests.hpo._study import study_process
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -143,36 +141,6 @@ def test_trials_are_mlflow_children_of_the_study_run(tracking_uri, boring_data):
         )
 
 
-def _study_process(storage: str, name: str, tracking_uri: str, cwd) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpo",
-        "study",
-        "--strategy",
-        "constant",
-        "--n-trials",
-        "2",
-        "--storage",
-        storage,
-        "--study-name",
-        name,
-        "--epochs",
-        "1",
-        "--train-size",
-        "300",
-        "--device",
-        "cpu",
-        "--pruner",
-        "none",
-        "--tracking-uri",
-        tracking_uri,
-    ]
-    return subprocess.Popen(
-        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ}
-    )
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_processes_share_one_study(tmp_path, kind):
     storage = (
@@ -181,7 +149,7 @@ def test_two_processes_share_one_study(tmp_path, kind):
         else f"journal:{tmp_path / 'study.log'}"
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    procs = [_study_process(storage, "shared", uri, tmp_path) for _ in range(2)]
+    procs = [study_process(storage, "shared", uri, tmp_path) for _ in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err

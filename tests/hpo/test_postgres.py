@@ -12,12 +12,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import optuna
 import pytest
+
+from tests.hpo._study import study_process
 
 
 def _pg_binary(name: str) -> str | None:
@@ -84,36 +85,7 @@ def postgres_url():
 
 def test_two_processes_share_one_postgresql_study(postgres_url, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpo",
-        "study",
-        "--strategy",
-        "constant",
-        "--n-trials",
-        "2",
-        "--storage",
-        postgres_url,
-        "--study-name",
-        "pg",
-        "--epochs",
-        "1",
-        "--train-size",
-        "300",
-        "--device",
-        "cpu",
-        "--pruner",
-        "none",
-        "--tracking-uri",
-        uri,
-    ]
-    procs = [
-        subprocess.Popen(
-            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
+    procs = [study_process(postgres_url, "pg", uri, tmp_path) for _ in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err

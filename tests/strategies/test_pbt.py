@@ -18,6 +18,12 @@ class TestPBT(StrategyTestSuite):
         return PBT(population=3, interval=1, lr_min=1e-3, lr_max=0.1)
 
 
+def test_runs_on_a_nos_optimizer(boring_data):
+    task = hpo.testing.boring_task(optimizer="nos:opt6", epochs=2)
+    history = hpo.run(task, PBT(population=2, interval=1), tracking=False, data=boring_data)
+    assert history.status == "finished" and history.epochs == 2
+
+
 def test_exploit_copies_weights_optimizer_state_and_hyperparameters_exactly(boring_data):
     task = hpo.testing.boring_task(optimizer="momentum")
     a = task.build_trainer(boring_data)
@@ -116,6 +122,16 @@ def test_history_records_lineage_and_the_population_cost():
     assert all(f"member_{i}_lr" in h.records[0].metrics for i in range(4))
     decisions = [d for d in h.all_decisions if "<- member" in d.reason]
     assert len(decisions) == len(lineage)
+
+
+def test_a_population_that_all_diverges_ends_the_run_without_a_warning():
+    task = hpo.testing.boring_task(epochs=2)
+    h = hpo.run(task, PBT(population=2, lr_min=1e8, lr_max=1e9), tracking=False)
+    assert h.status == "diverged" and h.epochs == 1
+    metrics = h.records[0].metrics
+    assert metrics["population_diverged"] == 2.0
+    assert math.isnan(metrics["population_val_acc_mean"])
+    assert math.isnan(metrics["population_val_acc_min"])
 
 
 def test_momentum_is_tuned_only_where_the_optimizer_has_it():

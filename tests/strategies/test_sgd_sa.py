@@ -24,6 +24,16 @@ def model_state(trainer) -> list[torch.Tensor]:
     return [t.detach().clone() for t in (*trainer.model.parameters(), *trainer.model.buffers())]
 
 
+def optimizer_state(trainer) -> dict[tuple[int, str], torch.Tensor]:
+    """Copies of the optimizer's state tensors, keyed by (parameter index, state name)."""
+    return {
+        (i, k): v.clone()
+        for i, p in enumerate(trainer.model.parameters())
+        for k, v in trainer.optimizer.state.get(p, {}).items()
+        if isinstance(v, torch.Tensor)
+    }
+
+
 def convnet_trainer(boring_data, optimizer: str = "sgd", dropout: float = 0.2):
     task = hpo.testing.boring_task(
         model="convnet", model_options={"base": 8, "dropout": dropout}, optimizer=optimizer
@@ -51,21 +61,11 @@ def test_a_rejected_step_leaves_parameters_and_buffers_bit_identical(
     trainer.run_epoch(SGDSA(lrs=(0.01,), t0=1e9, moves=moves).make_step(trainer)[0])  # state
     for i in range(5):
         before = model_state(trainer)
-        opt_before = {
-            k: v.clone()
-            for p in trainer.model.parameters()
-            for k, v in trainer.optimizer.state.get(p, {}).items()
-            if isinstance(v, torch.Tensor)
-        }
+        opt_before = optimizer_state(trainer)
         step(x[10 * i :], y[10 * i :])
         assert sampler.accepted == 0, "an lr of 50 with T ~ 0 is always rejected"
         assert all(torch.equal(a, b) for a, b in zip(before, model_state(trainer)))
-        opt_after = {
-            k: v
-            for p in trainer.model.parameters()
-            for k, v in trainer.optimizer.state.get(p, {}).items()
-            if isinstance(v, torch.Tensor)
-        }
+        opt_after = optimizer_state(trainer)
         assert all(torch.equal(opt_before[k], opt_after[k]) for k in opt_before)
 
 
@@ -125,10 +125,16 @@ def test_sampler_accepts_improvements_rejects_non_finite_and_cools():
     assert {s.propose() for _ in range(100)} == {"a", "b"}
 
 
-def test_with_t_near_zero_only_improving_steps_are_accepted():
-    task = hpo.testing.boring_task(optimizer="sgd", epochs=2)
-    h = hpo.run(task, SGDSA(t0=1e-30), tracking=False)
-    for r in h.records:
+@pytest.fixture(scope="module")
+def cold_run() -> hpo.History:
+    """SGD-SA at T ~ 0 on the boring task (2 epochs): only improving steps are kept."""
+    return hpo.run(
+        hpo.testing.boring_task(optimizer="sgd", epochs=2), SGDSA(t0=1e-30), tracking=False
+    )
+
+
+def test_with_t_near_zero_only_improving_steps_are_accepted(cold_run):
+    for r in cold_run.records:
         m = r.metrics
         assert m["acceptance_rate"] == pytest.approx(1.0 - m["worsening_share"])
         assert m["worsening_acceptance_probability"] == 0.0 or math.isnan(
@@ -181,9 +187,9 @@ def test_lr_momentum_moves_use_every_momentum_type():
     )
 
 
-def test_the_error_objective_drives_the_acceptance():
+def test_the_error_objective_drives_the_acceptance(cold_run):
     task = hpo.testing.boring_task(optimizer="sgd", epochs=2)
-    loss = hpo.run(task, SGDSA(t0=1e-30), tracking=False)
+    loss = cold_run
     error = hpo.run(task, SGDSA(t0=1e-30, objective="error"), tracking=False)
     # with T ~ 0 a step is kept iff it does not worsen the objective: on the minibatch's 0-1
     # error many steps tie (delta = 0, accepted), unlike on its loss

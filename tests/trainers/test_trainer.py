@@ -60,6 +60,24 @@ def test_snapshot_restore_replays_an_epoch_bit_identically(boring_data, optimize
     assert trainer.evaluate() == val
 
 
+def test_clone_of_a_nos_trainer_copies_hyperparameters_without_state_and_trains(boring_data):
+    trainer = make_trainer(boring_data, optimizer="nos:opt6")
+    trainer.train_epoch(0.01)  # the optimizer holds state (and its flat layout) now
+    weights = params_of(trainer)
+    clone = trainer.clone(seed=3, reinitialize=True)
+    assert type(clone.optimizer) is type(trainer.optimizer)
+    assert clone.hyperparameters() == trainer.hyperparameters()
+    assert not clone.optimizer.state
+    mine = {id(p) for p in clone.model.parameters()}
+    assert mine == {id(p) for g in clone.optimizer.param_groups for p in g["params"]}
+    initial = params_of(clone)
+    assert not any(torch.equal(a, b) for a, b in zip(initial, weights))  # reinitialised
+    result = clone.train_epoch(0.01)
+    assert math.isfinite(result.loss) and clone.counters.steps == clone.steps_per_epoch
+    assert not any(torch.equal(a, b) for a, b in zip(initial, params_of(clone)))
+    assert_identical(weights, params_of(trainer))  # the original is left alone
+
+
 def test_restore_to_before_the_first_step_matches_a_fresh_trainer(boring_data):
     trainer = make_trainer(boring_data, optimizer="adam")
     snap = trainer.snapshot()  # no optimizer state yet

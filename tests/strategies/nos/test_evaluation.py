@@ -15,8 +15,7 @@ ADAM = named_genome("adam").to_json()
 class TestNOSEvaluation(StrategyTestSuite):
     @pytest.fixture
     def strategy(self):
-        adam = named_genome("adam").to_json()
-        return NOSEvaluation(genome=adam, sweep_lrs=(0.03, 0.003), sweep_epochs=1)
+        return NOSEvaluation(genome=ADAM, sweep_lrs=(0.03, 0.003), sweep_epochs=1)
 
 
 def run_trial(boring_data, evaluation: NOSEvaluation, pruner: optuna.pruners.BasePruner):

@@ -9,18 +9,12 @@ from strategies._nos._ops import base_lr
 from strategies.nos import (
     Decay,
     DecayNode,
-    Genome,
     Node,
     integrity_check,
     named_genome,
     sphere_losses,
 )
-
-FILLER = Node(1, -1, 0, (0,))
-
-
-def graph(hidden0: Node, root: Node, momentum: int = 0) -> Genome:
-    return Genome(hidden=(hidden0,) + (FILLER,) * 4, root=root, momentum=momentum)
+from tests.strategies.nos._genomes import graph
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "qhm-graph", "opt10-graph"])

@@ -7,8 +7,7 @@ import torch
 import hpo
 from strategies._nos._ops import cycled_beta, decay_values
 from strategies.nos import Decay, DecayNode, Genome, GraphOptimizer, Node, named_genome
-
-FILLER = Node(1, -1, 0, (0,))
+from tests.strategies.nos._genomes import FILLER, graph
 
 
 def model_params(seed: int = 0) -> list[torch.nn.Parameter]:
@@ -71,9 +70,7 @@ def test_flip_negates_the_update():
 
 def test_a_decay_multiplies_its_edge_and_clip_by_norm_works_per_tensor():
     decay = Decay(DecayNode(1, 12, (0,)))  # a1 = 1 - t/T
-    genome = Genome(
-        hidden=(Node(1, 20, 0, (0,), (decay,)),) + (FILLER,) * 4, root=Node(1, -1, 0, (20,))
-    )
+    genome = graph(Node(1, 20, 0, (0,), (decay,)), Node(1, -1, 0, (20,)))
     a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
     opt = GraphOptimizer([a, b], genome, lr=1.0, total_steps=10)
     d = decay_values(decay, 10)
@@ -102,7 +99,7 @@ def test_a_decay_multiplies_its_edge_and_clip_by_norm_works_per_tensor():
     ],
 )
 def test_stateful_ops(op, expected):
-    genome = Genome(hidden=(Node(1, op, 0, (0,)),) + (FILLER,) * 4, root=Node(1, -1, 0, (20,)))
+    genome = graph(Node(1, op, 0, (0,)), Node(1, -1, 0, (20,)))
     w = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
     opt = GraphOptimizer([w], genome, lr=1.0, total_steps=10)
     xs, last = [], 0.0
@@ -152,3 +149,19 @@ def test_bad_arguments():
         GraphOptimizer([torch.nn.Parameter(torch.zeros(1))], "sgd")
     with pytest.raises(ValueError, match="`lr` must be >= 0"):
         GraphOptimizer([torch.nn.Parameter(torch.zeros(1))], named_genome("sgd"), lr=-1.0)
+
+
+def test_dropout_draws_on_the_parameters_device_from_the_seed(device):
+    genome = graph(Node(1, 17, 0, (0,)), Node(1, -1, 0, (20,)))  # U = dropout0.5(g)
+
+    def run_once() -> torch.Tensor:
+        w = torch.nn.Parameter(torch.zeros(64, device=device))
+        opt = GraphOptimizer([w], genome, lr=1.0, total_steps=10, seed=5)
+        for _ in range(3):
+            w.grad = torch.ones(64, device=device)
+            opt.step()
+        return w.detach()
+
+    first, again = run_once(), run_once()
+    assert first.device.type == torch.device(device).type and torch.equal(first, again)
+    assert set(first.unique().tolist()) <= {0.0, -2.0, -4.0, -6.0}

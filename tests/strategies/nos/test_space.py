@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from strategies.nos import Decay, DecayNode, Genome, Node, named_genome, random_genome
-
-FILLER = Node(1, -1, 0, (0,))
+from tests.strategies.nos._genomes import FILLER, graph
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -25,11 +24,7 @@ def test_the_equation_of_a_hand_built_adam_like_genome():
 
 def test_decays_and_momentum_appear_in_the_strings():
     decay = Decay(DecayNode(2, 2, (12, 1)))  # a13 * a2
-    genome = Genome(
-        hidden=(Node(1, 14, 0, (0,), (decay,)),) + (FILLER,) * 4,
-        root=Node(1, 14, 0, (20,)),
-        momentum=2,
-    )
+    genome = graph(Node(1, 14, 0, (0,), (decay,)), Node(1, 14, 0, (20,)), momentum=2)
     assert genome.equation() == "Nest ~ bessel_i1e(bessel_i1e([(a13)*(a2)][g]))"
     assert r"\left[(a_{13} \cdot a_{2})\right]g" in genome.latex()
 
