@@ -21,6 +21,7 @@ from hpo._base import BaseStrategy
 from hpo._budget import Budget
 from hpo._callbacks import Callback
 from hpo._compare import compare, format_table, plot_comparison, steps_to_target, summarize
+from hpo._divergence import DivergenceMonitor, DivergenceRule
 from hpo._experimental import experimental
 from hpo._history import Decision, EpochRecord, History
 from hpo._optuna import Objective, objective
@@ -39,6 +40,8 @@ __all__ = [
     "Budget",
     "Callback",
     "Decision",
+    "DivergenceMonitor",
+    "DivergenceRule",
     "EpochRecord",
     "History",
     "MLflowCallback",

@@ -254,7 +254,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"   (epoch {best.epoch})"
         )
     if history.diverged_epoch is not None:
-        print(f"  diverged at epoch {history.diverged_epoch} (non-finite loss)")
+        print(f"  diverged at epoch {history.diverged_epoch}: {history.diverged_reason}")
     if isinstance(tracking, MLflowCallback):
         print(f"MLflow run {tracking.run_id} in experiment {args.experiment!r} at {uri}")
         print(f"  browse: mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)")

@@ -212,7 +212,9 @@ def summarize(
       ``cost``: ``spent_steps / steps``; ``wall_time``: seconds per run.
 
     The targets are fractions of the best validation accuracy any run reached (stored in
-    ``df.attrs["targets"]``).
+    ``df.attrs["targets"]``). A run that diverged counts only in ``runs`` and ``diverged``:
+    its accuracies (reached before it diverged) are left out of every other column and never
+    set the targets, and it never reaches a target (``reached_x`` counts the sound runs).
 
     Raises:
         ValueError: Empty ``histories`` or an unknown ``baseline``.
@@ -226,14 +228,14 @@ def summarize(
     if baseline not in histories:
         raise ValueError(f"`baseline` must be one of {labels}, but got baseline={baseline!r}.")
     _check_targets(targets)
-    accs = [r.val_acc for hs in histories.values() for h in hs for r in h.records]
+    accs = [r.val_acc for hs in histories.values() for h in _sound(hs) for r in h.records]
     finite = [a for a in accs if math.isfinite(a)]
     best_any = max(finite) if finite else math.nan
     goals = {x: x * best_any for x in targets}
 
     rows: dict[str, dict[str, float]] = {}
     for label in labels:
-        runs = [h for h in histories[label] if h.records]
+        runs = _sound(histories[label])
         row: dict[str, float] = {
             "runs": float(len(histories[label])),
             "diverged": float(sum(h.status == "diverged" for h in histories[label])),
@@ -276,6 +278,11 @@ def summarize(
     return df
 
 
+def _sound(runs: Sequence[History]) -> list[History]:
+    """The runs that have records and did not diverge."""
+    return [h for h in runs if h.records and h.status != "diverged"]
+
+
 def format_table(df: pd.DataFrame) -> str:
     """The comparison as a table for a terminal (accuracies in percent, steps as integers)."""
     targets = sorted(df.attrs.get("targets", {}))
@@ -301,11 +308,15 @@ def format_table(df: pd.DataFrame) -> str:
                 ratio = f"{speedup:.2f}x" if math.isfinite(speedup) else "-"
                 text = f"{steps:,.0f} ({ratio})"
                 cells.append(text + ("" if reached == n else f" {reached}/{n}"))
-        cells += [
-            f"{row['steps_mean']:,.0f}",
-            f"{row['spent_steps_mean']:,.0f} ({row['cost']:.1f}x)",
-            f"{row['wall_time_mean']:.1f}s",
-        ]
+        cells += (
+            [
+                f"{row['steps_mean']:,.0f}",
+                f"{row['spent_steps_mean']:,.0f} ({row['cost']:.1f}x)",
+                f"{row['wall_time_mean']:.1f}s",
+            ]
+            if math.isfinite(row["steps_mean"])
+            else ["-", "-", "-"]
+        )
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(headers)]
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
@@ -317,7 +328,7 @@ def format_table(df: pd.DataFrame) -> str:
         out.append(
             f"targets: {', '.join(f'{_pct(x)}% = {v:.1%}' for x, v in sorted(goals.items()))} "
             f"of the best val accuracy any run reached ({best:.1%}); speed-ups against "
-            f"{df.attrs.get('baseline')!r}; accuracies are mean ± std over runs."
+            f"{df.attrs.get('baseline')!r}; accuracies are mean ± std over the runs that did not diverge."
         )
     return "\n".join(out)
 

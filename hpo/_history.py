@@ -94,7 +94,9 @@ class History:
         decisions: Decisions taken before the first epoch (e.g. Hyperdyn's random start).
         status: One of ``running``, ``finished``, ``diverged``, ``failed``, ``pruned``,
             ``interrupted``.
-        diverged_epoch: The epoch at which the loss became non-finite, if it did.
+        diverged_epoch: The epoch at which the run diverged, if it did.
+        diverged_reason: Why it counts as diverged (``hpo.DivergenceRule``): a non-finite
+            loss, a loss that exploded, or accuracy back at chance after the run had learned.
         error: The exception's text when the run failed.
         test_loss: Test loss of the final weights.
         test_acc: Test accuracy of the final weights.
@@ -116,6 +118,7 @@ class History:
     decisions: list[Decision] = field(default_factory=list)
     status: str = "running"
     diverged_epoch: int | None = None
+    diverged_reason: str | None = None
     error: str | None = None
     test_loss: float = math.nan
     test_acc: float = math.nan

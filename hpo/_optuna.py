@@ -136,7 +136,10 @@ class Objective:
         if history.status == "diverged":
             trial.set_user_attr("diverged", True)
             trial.set_user_attr("diverged_epoch", history.diverged_epoch)
-            raise optuna.TrialPruned(f"diverged at epoch {history.diverged_epoch}")
+            trial.set_user_attr("diverged_reason", history.diverged_reason)
+            raise optuna.TrialPruned(
+                f"diverged at epoch {history.diverged_epoch}: {history.diverged_reason}"
+            )
         return self._summarise(history)
 
     def _summarise(self, history: History) -> float:
@@ -242,8 +245,10 @@ def objective(
 
     The metric is reported every epoch (``trial.report(value, epoch)``) and
     ``trial.should_prune()`` is honoured, so every Optuna pruner works (Median, Hyperband,
-    SuccessiveHalving, Threshold, ...). A diverged run (non-finite loss) ends as a *pruned*
-    trial with ``trial.user_attrs["diverged"] = True`` and ``["diverged_epoch"]``: it never
+    SuccessiveHalving, Threshold, ...). A diverged run (``hpo.DivergenceRule``: a non-finite or
+    exploding loss, or accuracy back at chance after it had learned) ends as a *pruned* trial
+    with ``trial.user_attrs["diverged"] = True``, ``["diverged_epoch"]`` and
+    ``["diverged_reason"]``: it never
     raises out of ``study.optimize`` and never becomes the best trial. Every trial is an MLflow
     run (name ``trial N``, the trial's params as ``trial.*``, per-epoch metrics) nested under the
     study's parent run (name = the study's name); the trial stores its run id in

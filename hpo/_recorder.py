@@ -17,6 +17,7 @@ from dataclasses import asdict, is_dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from hpo._divergence import DivergenceMonitor, DivergenceRule
 from hpo._history import Decision, EpochRecord, History
 from hpo.exceptions import StopRun
 
@@ -38,6 +39,10 @@ class Recorder:
             far, to score them on the test split at the end.
         spent: A function giving the work spent so far, when it is not ``trainer.spent`` (a
             population of trainers).
+        divergence: When an epoch counts as diverged (``hpo.DivergenceRule``: a non-finite
+            loss, a training loss above 10x the initial validation loss, or validation
+            accuracy back at chance after the run had learned). The initial weights are
+            evaluated once when the block is entered, for the initial loss.
 
     Example:
         >>> import hpo
@@ -59,6 +64,7 @@ class Recorder:
         *,
         keep_best: bool = True,
         spent: Callable[[], Counters] | None = None,
+        divergence: DivergenceRule | None = None,
     ) -> None:
         config = getattr(strategy, "config", None)
         self.history = History(
@@ -71,6 +77,8 @@ class Recorder:
         self.callbacks = list(callbacks)
         self._keep_best = keep_best
         self._spent = spent
+        self._rule = DivergenceRule() if divergence is None else divergence
+        self._monitor: DivergenceMonitor | None = None
         self._best: Snapshot | None = None
         self._best_owned = False  # whether self._best may be overwritten in place
         self._end_on_best = False
@@ -81,6 +89,7 @@ class Recorder:
     # ---------------------------------------------------------------- context
 
     def __enter__(self) -> Recorder:
+        self._monitor = DivergenceMonitor(self.trainer, self._rule)
         self._start = time.perf_counter()
         self._started = True
         for cb in self.callbacks:
@@ -188,8 +197,9 @@ class Recorder:
                 current weights (used if the epoch is the best so far).
 
         Returns:
-            The record. If the loss is not finite, the history's status becomes ``diverged``
-            and ``done`` turns True.
+            The record. If the epoch diverged (see ``divergence``), the history's status
+            becomes ``diverged`` with the reason in ``history.diverged_reason``, the epoch is
+            never the best, and ``done`` turns True.
         """
         trainer = self.trainer
         if val is None:
@@ -216,9 +226,11 @@ class Recorder:
         self._pending = []
         h = self.history
         h.records.append(record)
-        if record.diverged:
+        why = self._check_divergence(record)
+        if why is not None:
             h.status = "diverged"
             h.diverged_epoch = record.epoch
+            h.diverged_reason = why
         elif math.isfinite(record.val_acc) and (
             h.best_epoch is None or record.val_acc > h.records[h.best_epoch - 1].val_acc
         ):
@@ -231,6 +243,13 @@ class Recorder:
         for cb in self.callbacks:
             cb.on_epoch_end(h, record)
         return record
+
+    def _check_divergence(self, record: EpochRecord) -> str | None:
+        if self._monitor is None:  # used without ``with``: only non-finite losses count
+            return "non-finite loss" if record.diverged else None
+        return self._monitor.check(
+            train_loss=record.train_loss, val_loss=record.val_loss, val_acc=record.val_acc
+        )
 
     # ---------------------------------------------------------------- end of run
 

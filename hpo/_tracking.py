@@ -128,7 +128,10 @@ class MLflowCallback(Callback):
                 final[key] = value
         log_metrics(client, run_id, final, step=history.epochs)
         if history.diverged_epoch is not None:
-            final_tags = {"hpo.diverged_epoch": str(history.diverged_epoch)}
+            final_tags = {
+                "hpo.diverged_epoch": str(history.diverged_epoch),
+                "hpo.diverged_reason": str(history.diverged_reason),
+            }
         else:
             final_tags = {}
         final_tags["hpo.status"] = history.status

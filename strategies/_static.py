@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hpo import BaseStrategy, Budget, Callback, History, Recorder
+from hpo import BaseStrategy, Budget, Callback, DivergenceMonitor, History, Recorder
 from hpo._validation import check_choice, check_lr_bounds, check_range
 
 if TYPE_CHECKING:
@@ -69,7 +69,8 @@ class Static(BaseStrategy):
     Every trial starts from the same initial weights. The kept trajectory is the best trial's
     (by best validation accuracy); its records are written once the search is over, so their
     ``spent_steps`` show the whole search's cost — the price of the answer. Diverged trials
-    are told to Optuna as failed and never win. With ``pruner="hyperband"`` this is the
+    (``hpo.DivergenceRule``: a non-finite or exploding loss, or accuracy back at chance) are
+    told to Optuna as failed and never win. With ``pruner="hyperband"`` this is the
     Hyperband-style baseline (poor trials are stopped early, at epochs Hyperband chooses).
 
     Note: Optuna's CMA-ES does not handle a one-dimensional search space and falls back to
@@ -118,6 +119,7 @@ class Static(BaseStrategy):
             for lr in self._grid():
                 study.enqueue_trial({"lr": lr})
         initial = trainer.snapshot()
+        divergence = DivergenceMonitor(trainer)  # a trial that explodes fails, and never wins
         base_optimizer = trainer.optimizer
         best: dict[str, Any] | None = None
         trials: list[dict[str, Any]] = []
@@ -145,12 +147,21 @@ class Static(BaseStrategy):
                 epochs_run: list[tuple[EpochResult, EvalResult, Counters]] = []
                 trial_best: tuple[float, int, Snapshot] | None = None
                 state = optuna.trial.TrialState.COMPLETE
+                divergence.reset()
+                trained = 0
                 for epoch in range(1, epochs + 1):
                     result = trainer.train_epoch(lr)
+                    trained += 1
                     if result.diverged:
                         state = optuna.trial.TrialState.FAIL
                         break
                     val = trainer.evaluate()
+                    why = divergence.check(
+                        train_loss=result.loss, val_loss=val.loss, val_acc=val.acc
+                    )
+                    if why is not None:
+                        state = optuna.trial.TrialState.FAIL
+                        break
                     epochs_run.append((result, val, trainer.counters.copy()))
                     if trial_best is None or val.acc > trial_best[0]:
                         snap = trial_best[2] if trial_best else None
@@ -170,7 +181,7 @@ class Static(BaseStrategy):
                     "optimizer": opt_name,
                     "state": state.name,
                     "best_val_acc": score,
-                    "epochs": len(epochs_run),
+                    "epochs": trained,
                 }
                 trials.append(info)
                 better = (
@@ -195,6 +206,7 @@ class Static(BaseStrategy):
             rec.history.info["trials"] = trials
             if best is None:  # every trial diverged or was pruned: record the last attempt
                 rec.history.status = "diverged"
+                rec.history.diverged_reason = "every trial diverged or was pruned"
                 return rec.history
             # End on the best trial: its optimizer and final weights; its trajectory is
             # replayed into the history (with its best-epoch weights for the best record).

@@ -65,6 +65,19 @@ class DataSplits:
     def device(self) -> torch.device:
         return self.x_train.device
 
+    def chance_accuracy(self, split: str = "val") -> float:
+        """The accuracy of always predicting the split's most frequent class: what a network
+        that learned nothing scores.
+
+        Example:
+            >>> round(load_dataset("digits").chance_accuracy("val"), 3)
+            0.118
+        """
+        _, y = self.split(split)
+        if len(y) == 0:
+            return float("nan")
+        return float(torch.bincount(y, minlength=self.num_classes).max().item()) / len(y)
+
     def steps_per_epoch(self, batch_size: int) -> int:
         """Minibatches of ``batch_size`` in one pass over the training split (the last one may
         be short)."""

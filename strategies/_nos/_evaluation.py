@@ -144,6 +144,7 @@ class NOSEvaluation(BaseStrategy):
             rec.history.info["sweep_best_lr"] = best_lr
             if not math.isfinite(best_acc):
                 rec.history.status = "diverged"
+                rec.history.diverged_reason = "non-finite loss at every lr of the sweep"
                 return rec.history
             trainer.restore(initial)
             use(best_lr)

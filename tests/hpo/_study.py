@@ -37,3 +37,15 @@ def study_process(storage: str, name: str, tracking_uri: str, cwd: Path) -> subp
     return subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def ended_normally(trial: object) -> bool:
+    """A trial that completed, or was pruned because its run diverged (the drawn lr may be too
+    large for Adam: an exploding loss is pruned, never a crash)."""
+    import optuna
+
+    state = trial.state  # type: ignore[attr-defined]
+    return state == optuna.trial.TrialState.COMPLETE or (
+        state == optuna.trial.TrialState.PRUNED
+        and trial.user_attrs.get("diverged") is True  # type: ignore[attr-defined]
+    )

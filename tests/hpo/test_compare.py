@@ -68,10 +68,30 @@ def test_summarize_arithmetic_on_hand_made_histories():
     assert fast["cost"] == 2 and base["cost"] == 1 and fast["spent_steps_mean"] == 60
 
 
-def test_summarize_counts_diverged_runs():
+def test_summarize_counts_diverged_runs_but_leaves_their_scores_out():
     df = hpo.summarize({"a": [history([0.5]), history([0.4, math.nan], status="diverged")]})
     assert df.loc["a", "diverged"] == 1 and df.loc["a", "runs"] == 2
-    assert df.loc["a", "best_val_acc_mean"] == pytest.approx(0.45)
+    assert df.loc["a", "best_val_acc_mean"] == pytest.approx(0.5)
+
+
+def test_a_diverged_run_neither_sets_the_targets_nor_heads_the_table():
+    # the issue's case: a schedule that diverged on both seeds after reaching the highest
+    # accuracy of all had the highest "best val" row and set the targets
+    runs = {
+        "constant": [history([0.5, 0.8, 0.85]), history([0.6, 0.8, 0.84])],
+        "step": [
+            history([0.9, 0.95, 0.1], status="diverged"),
+            history([0.92, 0.1], status="diverged"),
+        ],
+    }
+    df = hpo.summarize(runs)
+    assert df.attrs["targets"][0.95] == pytest.approx(0.95 * 0.85)  # the sound runs' best
+    assert math.isnan(df.loc["step", "best_val_acc_mean"])
+    assert df.loc["step", "reached_85"] == 0
+    text = hpo.format_table(df)
+    step_line = next(line for line in text.splitlines() if line.startswith("step"))
+    assert "[2 diverged]" in step_line and "95.0" not in step_line and "never" in step_line
+    assert "(85.0%)" in text  # the best any sound run reached
 
 
 def test_format_table_has_a_row_per_strategy():

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 import hpo
 from strategies import Constant
-from tests.hpo._study import study_process
+from tests.hpo._study import ended_normally, study_process
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -48,15 +48,27 @@ def test_an_optuna_pruner_prunes_a_poor_trial(boring_data, pruner):
     assert study.best_trial.number in (0, 1)
 
 
-def test_a_diverging_trial_is_pruned_marked_and_the_study_goes_on(boring_data):
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "reason"),
+    [
+        pytest.param("sgd", 1e8, "non-finite loss", id="non-finite"),
+        # a finite loss that explodes (the issue: Adam at lr 1e6 ended COMPLETE)
+        pytest.param("adam", 1e6, "exploded", id="finite-explosion"),
+    ],
+)
+def test_a_diverging_trial_is_pruned_marked_and_the_study_goes_on(
+    boring_data, optimizer, lr, reason
+):
     study = optuna.create_study(direction="maximize")
-    enqueue(study, [1e8, 0.05])
-    task = hpo.testing.boring_task(epochs=2, optimizer="sgd")
+    enqueue(study, [lr, 0.05 if optimizer == "sgd" else 0.01])
+    task = hpo.testing.boring_task(epochs=2, optimizer=optimizer)
     obj = hpo.objective(task, lr_factory, tracking=False, data=boring_data)
     study.optimize(obj, n_trials=2)  # does not raise
     diverged, fine = study.trials
     assert diverged.state == optuna.trial.TrialState.PRUNED
-    assert diverged.user_attrs == {"diverged": True, "diverged_epoch": 1}
+    attrs = diverged.user_attrs
+    assert attrs["diverged"] is True and attrs["diverged_epoch"] == 1
+    assert reason in attrs["diverged_reason"]
     assert fine.state == optuna.trial.TrialState.COMPLETE
     assert study.best_trial.number == 1
 
@@ -156,7 +168,7 @@ def test_two_processes_share_one_study(tmp_path, kind):
     study = optuna.load_study(study_name="shared", storage=hpo._optuna.make_storage(storage))
     assert len(study.trials) == 4
     assert len({t.number for t in study.trials}) == 4
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert all(ended_normally(t) for t in study.trials)
     # both processes nested their trials under the one parent run stored in the study
     parent = study.user_attrs["mlflow_parent_run_id"]
     client = MlflowClient(uri)

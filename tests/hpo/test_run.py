@@ -87,17 +87,29 @@ def test_a_crashing_run_is_failed_in_mlflow_with_its_metrics_kept(tracking_uri):
     assert "history.json" in {f.path for f in client.list_artifacts(cb.run_id)}
 
 
-def test_a_diverging_run_returns_a_diverged_history_and_a_failed_mlflow_run(tracking_uri):
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "reason"),
+    [
+        pytest.param("sgd", 1e8, "non-finite loss", id="non-finite"),
+        # the issue: Adam at lr 1e6 (train loss ~1e27, accuracy at chance) ended FINISHED
+        pytest.param("adam", 1e6, "exploded", id="finite-explosion"),
+    ],
+)
+def test_a_diverging_run_returns_a_diverged_history_and_a_failed_mlflow_run(
+    tracking_uri, optimizer, lr, reason
+):
     client = MlflowClient(tracking_uri)
     cb = hpo.MLflowCallback(tracking_uri=tracking_uri, run_name="diverge")
-    task = hpo.testing.boring_task(optimizer="sgd", epochs=5)
-    history = hpo.run(task, Constant(lr=1e8), tracking=cb)  # does not raise
+    task = hpo.testing.boring_task(optimizer=optimizer, epochs=5)
+    history = hpo.run(task, Constant(lr=lr), tracking=cb)  # does not raise
     assert history.status == "diverged" and history.diverged_epoch == 1
+    assert reason in history.diverged_reason
     assert history.epochs == 1, "training stops at the divergence"
     assert history.best_epoch is None and math.isnan(history.test_acc)
     run = client.get_run(cb.run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["hpo.status"] == "diverged" and run.data.tags["hpo.diverged_epoch"] == "1"
+    assert reason in run.data.tags["hpo.diverged_reason"]
 
 
 def test_pruning_from_a_callback_ends_the_run_as_killed(tracking_uri):

@@ -46,24 +46,36 @@ def test_can_choose_the_optimizer_too():
 
 def test_every_trial_starts_from_the_same_weights(boring_data):
     task = hpo.testing.boring_task(epochs=1)
-    h = Static(sampler="grid", n_trials=2).run(task.build_trainer(boring_data), task.budget())
+    h = Static(sampler="grid", n_trials=2, lr_max=0.1).run(
+        task.build_trainer(boring_data), task.budget()
+    )
     for t in h.info["trials"]:
         alone = task.build_trainer(boring_data)
         alone.train_epoch(t["lr"])
         assert alone.evaluate().acc == t["best_val_acc"]
 
 
-def test_diverged_trials_never_win():
-    task = hpo.testing.boring_task(epochs=1, optimizer="sgd")
-    h = hpo.run(task, Static(sampler="grid", n_trials=2, lr_min=0.05, lr_max=1e8), tracking=False)
-    states = {round(t["lr"]): t["state"] for t in h.info["trials"]}
-    assert states[round(1e8)] == "FAIL"
-    assert h.status == "finished" and h.info["best_trial"]["lr"] == pytest.approx(0.05)
+@pytest.mark.parametrize(
+    ("optimizer", "lr_max"),
+    [
+        pytest.param("sgd", 1e8, id="non-finite"),
+        pytest.param("adam", 1e6, id="finite-explosion"),
+    ],
+)
+def test_diverged_trials_never_win(optimizer, lr_max):
+    task = hpo.testing.boring_task(epochs=2, optimizer=optimizer)
+    static = Static(sampler="grid", n_trials=2, lr_min=0.01, lr_max=lr_max)
+    h = hpo.run(task, static, tracking=False)
+    large = max(h.info["trials"], key=lambda t: t["lr"])
+    assert (large["state"], large["epochs"]) == ("FAIL", 1)  # stopped at the epoch it diverged
+    assert h.status == "finished" and h.info["best_trial"]["lr"] == pytest.approx(0.01)
 
 
 def test_hyperband_pruning_stops_poor_trials_early():
     task = hpo.testing.boring_task(epochs=4)
-    h = hpo.run(task, Static(sampler="grid", n_trials=6, pruner="hyperband"), tracking=False)
+    # lrs from far too small to good (none large enough to diverge): the slow ones are pruned
+    static = Static(sampler="grid", n_trials=6, pruner="hyperband", lr_min=1e-6, lr_max=0.03)
+    h = hpo.run(task, static, tracking=False)
     epochs = [t["epochs"] for t in h.info["trials"]]
     assert any(t["state"] == "PRUNED" for t in h.info["trials"])
     assert min(epochs) < 4 and math.isfinite(h.best.val_acc)

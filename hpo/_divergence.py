@@ -1,0 +1,144 @@
+"""When a run has diverged: a non-finite loss, a finite loss that exploded, or a network that
+fell back to chance after it had learned."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hpo._validation import check_range
+
+if TYPE_CHECKING:
+    from trainers import Trainer
+
+
+@dataclass(frozen=True, kw_only=True)
+class DivergenceRule:
+    r"""The three ways a run counts as diverged.
+
+    With :math:`L_0` the validation loss of the initial weights and :math:`c` the chance
+    accuracy (always predicting the validation split's most frequent class), an epoch has
+    diverged when
+
+    1. its training or validation loss is not finite;
+    2. its mean training loss exceeds ``loss_factor`` :math:`\cdot L_0` (a finite loss that
+       exploded: Adam at lr 1e6 ends with losses around 1e27 and accuracy at chance);
+    3. its validation accuracy is within ``chance_margin`` of :math:`c` after the run had
+       learned, i.e. its best validation accuracy so far reached
+       :math:`c + \text{learned} \cdot (1 - c)`.
+
+    Rule 3 never fires on a run that has not learned yet: a slow start is not a divergence.
+
+    Args:
+        loss_factor: How many times the initial validation loss the training loss may reach,
+            > 1; ``inf`` turns rule 2 off.
+        chance_margin: How close to chance (a fraction) counts as "at chance", >= 0.
+        learned: How far from chance the best accuracy must have been (a fraction of the way
+            from chance to 100 %) for rule 3 to apply, in (0, 1]; ``1`` all but turns it off.
+
+    Example:
+        >>> rule = DivergenceRule()
+        >>> rule.reason(train_loss=3e27, val_loss=3e27, val_acc=0.1, best_val_acc=0.1,
+        ...             initial_loss=2.3, chance=0.1)
+        'training loss 3e+27 exploded (> 10 x the initial 2.3)'
+        >>> rule.reason(train_loss=2.3, val_loss=2.3, val_acc=0.11, best_val_acc=0.85,
+        ...             initial_loss=2.3, chance=0.1)
+        'validation accuracy fell back to chance (11.0%, chance 10.0%) after reaching 85.0%'
+    """
+
+    loss_factor: float = 10.0
+    chance_margin: float = 0.02
+    learned: float = 0.25
+
+    def __post_init__(self) -> None:
+        owner = "DivergenceRule"
+        check_range(owner, "loss_factor", self.loss_factor, 1.0, low_closed=False)
+        check_range(owner, "chance_margin", self.chance_margin, 0.0, 1.0)
+        check_range(owner, "learned", self.learned, 0.0, 1.0, low_closed=False)
+
+    def reason(
+        self,
+        *,
+        train_loss: float,
+        val_loss: float,
+        val_acc: float,
+        best_val_acc: float,
+        initial_loss: float,
+        chance: float,
+    ) -> str | None:
+        """Why an epoch diverged, in words; ``None`` when it did not.
+
+        Args:
+            train_loss: The epoch's mean training loss.
+            val_loss: The validation loss after the epoch.
+            val_acc: The validation accuracy after the epoch.
+            best_val_acc: The best validation accuracy of the run before this epoch (NaN if
+                none).
+            initial_loss: The validation loss of the initial weights (NaN: rule 2 is off).
+            chance: The chance accuracy (NaN: rule 3 is off).
+        """
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            return "non-finite loss"
+        if math.isfinite(initial_loss) and train_loss > self.loss_factor * initial_loss:
+            return (
+                f"training loss {train_loss:.3g} exploded "
+                f"(> {self.loss_factor:g} x the initial {initial_loss:.3g})"
+            )
+        if (
+            math.isfinite(chance)
+            and math.isfinite(best_val_acc)
+            and best_val_acc >= chance + self.learned * (1.0 - chance)
+            and val_acc <= chance + self.chance_margin
+        ):
+            return (
+                f"validation accuracy fell back to chance ({val_acc:.1%}, chance {chance:.1%}) "
+                f"after reaching {best_val_acc:.1%}"
+            )
+        return None
+
+
+class DivergenceMonitor:
+    """Applies a ``DivergenceRule`` to one trajectory, epoch after epoch.
+
+    It measures the initial validation loss and the chance accuracy of ``trainer`` when built
+    (one evaluation; the trainer's weights and random streams are untouched), then
+    ``check(...)`` is called with each epoch's losses and accuracy.
+
+    Args:
+        trainer: The trainer, on its initial weights.
+        rule: The rule (default ``DivergenceRule()``).
+
+    Example:
+        >>> import hpo
+        >>> monitor = DivergenceMonitor(hpo.testing.boring_task().build_trainer())
+        >>> monitor.check(train_loss=1.5, val_loss=1.4, val_acc=0.6) is None
+        True
+        >>> monitor.check(train_loss=float("nan"), val_loss=float("nan"), val_acc=float("nan"))
+        'non-finite loss'
+    """
+
+    def __init__(self, trainer: Trainer, rule: DivergenceRule | None = None) -> None:
+        self.rule = DivergenceRule() if rule is None else rule
+        self.initial_loss = trainer.evaluate().loss
+        self.chance = trainer.data.chance_accuracy("val")
+        self.best_val_acc = math.nan
+
+    def reset(self) -> None:
+        """Forget the best accuracy seen (a new trajectory from the same initial weights)."""
+        self.best_val_acc = math.nan
+
+    def check(self, *, train_loss: float, val_loss: float, val_acc: float) -> str | None:
+        """The reason this epoch diverged, or ``None``; a sound epoch updates the best
+        accuracy seen."""
+        why = self.rule.reason(
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            best_val_acc=self.best_val_acc,
+            initial_loss=self.initial_loss,
+            chance=self.chance,
+        )
+        if why is None and math.isfinite(val_acc) and not val_acc <= self.best_val_acc:
+            self.best_val_acc = val_acc
+        return why
