@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from trainers import Counters, EpochResult, EvalResult, Snapshot, Trainer
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "grid")
+SCHEDULES = ("constant", "step", "cosine", "one-cycle", "restarts")
 PRUNERS = ("none", "median", "hyperband")
 
 
@@ -31,6 +32,9 @@ class StaticConfig:
         lr_max: Upper end, > ``lr_min``.
         optimizers: Also choose the optimizer among these names (``trainers.OPTIMIZERS``);
             empty: keep the task's optimizer.
+        schedule: Each trial's lr policy: ``constant`` (the searched lr for the whole run), or
+            a ``Schedule`` kind (``step``, ``cosine``, ``one-cycle``, ``restarts``) at its
+            default shape, whose base (peak) lr is the searched one.
         pruner: Stop poor trials early: ``none``, ``median`` (Optuna's MedianPruner) or
             ``hyperband`` (HyperbandPruner: the Hyperband-style baseline).
         seed: Seeds the sampler (together with the task's seed).
@@ -41,6 +45,7 @@ class StaticConfig:
     lr_min: float = 1e-4
     lr_max: float = 1.0
     optimizers: tuple[str, ...] = ()
+    schedule: str = "constant"
     pruner: str = "none"
     seed: int = 0
 
@@ -58,13 +63,16 @@ class StaticConfig:
             raise ValueError(
                 f"{owner}: the `grid` sampler searches the lr only, not `optimizers`."
             )
+        check_choice(owner, "schedule", self.schedule, SCHEDULES)
         check_choice(owner, "pruner", self.pruner, PRUNERS)
         check_range(owner, "seed", self.seed, 0, integer=True)
 
 
 class Static(BaseStrategy):
     """What users do today: train ``n_trials`` full runs, each at one constant lr (and
-    optionally optimizer) proposed by an Optuna sampler, and keep the best.
+    optionally optimizer) proposed by an Optuna sampler, and keep the best. With
+    ``schedule="one-cycle"`` (or another kind) the searched lr is the peak of that schedule:
+    the tuned-schedule baseline.
 
     Every trial starts from the same initial weights. The kept trajectory is the best trial's
     (by best validation accuracy); its records are written once the search is over, so their
@@ -112,8 +120,13 @@ class Static(BaseStrategy):
 
         cfg = self.config
         epochs = budget.require_epochs("Static", "epochs per trial")
+        # a fixed name: Hyperband assigns trials to brackets by hashing the study's name (a
+        # random one would make the search differ from run to run under the same seeds)
         study = optuna.create_study(
-            direction="maximize", sampler=self._sampler(trainer.seed), pruner=self._pruner(epochs)
+            study_name=f"hpo-static-{cfg.seed}-{trainer.seed}",
+            direction="maximize",
+            sampler=self._sampler(trainer.seed),
+            pruner=self._pruner(epochs),
         )
         if cfg.sampler == "grid":
             for lr in self._grid():
@@ -144,13 +157,14 @@ class Static(BaseStrategy):
                 trainer.restore(initial)
                 if opt_name is not None:
                     trainer.set_optimizer(build_optimizer(opt_name, trainer.model.parameters()))
+                policy = self._policy(lr, trainer.counters.steps, trainer.steps_per_epoch, epochs)
                 epochs_run: list[tuple[EpochResult, EvalResult, Counters]] = []
                 trial_best: tuple[float, int, Snapshot] | None = None
                 state = optuna.trial.TrialState.COMPLETE
                 divergence.reset()
                 trained = 0
                 for epoch in range(1, epochs + 1):
-                    result = trainer.train_epoch(lr)
+                    result = trainer.train_epoch(policy)
                     trained += 1
                     if result.diverged:
                         state = optuna.trial.TrialState.FAIL
@@ -230,6 +244,17 @@ class Static(BaseStrategy):
         return rec.history
 
     # ---------------------------------------------------------------- helpers
+
+    def _policy(
+        self, lr: float, first: int, per_epoch: int, epochs: int
+    ) -> float | Callable[[int], float]:
+        """A trial's ``train_epoch`` argument: ``lr``, or the schedule's lr per step."""
+        if self.config.schedule == "constant":
+            return lr
+        from strategies._schedule import ScheduleConfig
+
+        schedule = ScheduleConfig(kind=self.config.schedule).build(lr)
+        return lambda step: schedule((step - first) / per_epoch, float(epochs))
 
     def _sampler(self, task_seed: int) -> optuna.samplers.BaseSampler:
         import optuna

@@ -73,8 +73,8 @@ def test_diverged_trials_never_win(optimizer, lr_max):
 
 def test_hyperband_pruning_stops_poor_trials_early():
     task = hpo.testing.boring_task(epochs=4)
-    # lrs from far too small to good (none large enough to diverge): the slow ones are pruned
-    static = Static(sampler="grid", n_trials=6, pruner="hyperband", lr_min=1e-6, lr_max=0.03)
+    # the study's name is fixed, so Hyperband's brackets (and what it prunes) are too
+    static = Static(sampler="grid", n_trials=9, pruner="hyperband", lr_min=1e-4, lr_max=1.0)
     h = hpo.run(task, static, tracking=False)
     epochs = [t["epochs"] for t in h.info["trials"]]
     assert any(t["state"] == "PRUNED" for t in h.info["trials"])
@@ -98,8 +98,24 @@ def test_hyperband_pruning_stops_poor_trials_early():
         ),
         pytest.param({"sampler": "grid", "optimizers": ("sgd",)}, "grid.*lr only", id="grid-opt"),
         pytest.param({"lr_min": 1.0, "lr_max": 0.1}, "`lr_min` must be < `lr_max`", id="order"),
+        pytest.param(
+            {"schedule": "linear"}, r"StaticConfig.`schedule` must be one of", id="schedule"
+        ),
     ],
 )
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Static(**kwargs)
+
+
+def test_a_schedule_searches_its_peak_lr_and_replays_the_same_run(boring_data):
+    from strategies import Schedule
+
+    task = hpo.testing.boring_task(epochs=3)
+    static = Static(sampler="grid", n_trials=2, lr_min=0.003, lr_max=0.03, schedule="one-cycle")
+    h = hpo.run(task, static, tracking=False, data=boring_data)
+    peak = h.info["best_trial"]["lr"]
+    alone = hpo.run(task, Schedule(kind="one-cycle", lr=peak), tracking=False, data=boring_data)
+    assert h.column("val_acc") == alone.column("val_acc")
+    assert h.column("lr") == pytest.approx(alone.column("lr"))
+    assert max(h.column("lr")) < peak  # the lr followed the schedule, not the peak throughout
