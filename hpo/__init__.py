@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from hpo import exceptions, testing
 from hpo._base import BaseStrategy
+from hpo._bench import SUITE, BenchResult, BenchTask, bench
 from hpo._budget import Budget
 from hpo._callbacks import Callback
 from hpo._compare import compare, format_table, plot_comparison, steps_to_target, summarize
@@ -37,6 +38,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BaseStrategy",
+    "BenchResult",
+    "BenchTask",
     "Budget",
     "Callback",
     "Decision",
@@ -48,8 +51,10 @@ __all__ = [
     "Objective",
     "ProgressPrinter",
     "Recorder",
+    "SUITE",
     "Strategy",
     "Task",
+    "bench",
     "compare",
     "exceptions",
     "experimental",

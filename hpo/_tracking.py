@@ -53,7 +53,8 @@ class MLflowCallback(Callback):
             ``mlflow.start_run()`` block is active, the run is nested under that run.
         params: Extra params to log.
         tags: Extra tags.
-        log_artifacts: Log the History JSON and the plot at the end.
+        log_artifacts: Log the History JSON and the plots at the end.
+        log_plots: With ``log_artifacts``, also the plots (the JSON alone is much cheaper).
 
     Attributes:
         run_id: The MLflow run's id, once the run has started.
@@ -69,6 +70,7 @@ class MLflowCallback(Callback):
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         log_artifacts: bool = True,
+        log_plots: bool = True,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -77,6 +79,7 @@ class MLflowCallback(Callback):
         self.params = dict(params or {})
         self.tags = dict(tags or {})
         self.log_artifacts = log_artifacts
+        self.log_plots = log_plots
         self.run_id: str | None = None
         self._client: MlflowClient | None = None
 
@@ -141,7 +144,7 @@ class MLflowCallback(Callback):
             client.set_tag(run_id, k, v)
         if self.log_artifacts:
             try:
-                log_history_artifacts(client, run_id, history)
+                log_history_artifacts(client, run_id, history, plots=self.log_plots)
             except Exception as err:  # an artifact store problem must not hide the run's fate
                 client.set_tag(run_id, "hpo.artifact_error", f"{type(err).__name__}: {err}"[:5000])
         client.set_terminated(run_id, MLFLOW_STATUS.get(history.status, "FAILED"))
@@ -242,11 +245,16 @@ def epoch_metrics(record: EpochRecord) -> dict[str, float]:
     return out
 
 
-def log_history_artifacts(client: MlflowClient, run_id: str, history: History) -> None:
-    """The History as ``history.json`` and its plot as ``plots/history.png``."""
+def log_history_artifacts(
+    client: MlflowClient, run_id: str, history: History, *, plots: bool = True
+) -> None:
+    """The History as ``history.json`` and (with ``plots``) its plot as ``plots/history.png``
+    and the strategy's own figures."""
     from hpo._plots import plot_history
 
     client.log_text(run_id, history.to_json(indent=1), "history.json")
+    if not plots:
+        return
     if history.records:
         fig = plot_history(history)
         client.log_figure(run_id, fig, "plots/history.png")

@@ -613,6 +613,15 @@ class Trainer:
             self._cuda_rng.copy_(snap.cuda_rng)
         self.counters = snap.counters.copy()
 
+    def optimizer_state_tensors(self) -> list[Tensor]:
+        """The optimizer's state tensors (momentum buffers, Adam's moments and step counts),
+        parameter by parameter in a fixed order; empty before the first step that creates any.
+
+        torch's optimizers update these tensors in place, so a strategy that must undo a step
+        exactly (SGD-SA) can copy them before the step and back after it.
+        """
+        return self._optimizer_state_layout()[1]
+
     def _optimizer_state_layout(
         self,
     ) -> tuple[list[tuple[int, str]], list[Tensor], dict[tuple[int, str], Any], list[bool]]:

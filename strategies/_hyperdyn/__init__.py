@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from strategies._hyperdyn._config import PRESETS, EpochBOConfig, HyperdynConfig
 from strategies._hyperdyn._kernel import TimeDecayKernel
 from strategies._hyperdyn._model import build_gp
-from strategies._hyperdyn._strategy import EpochBO, EpochBOConfig, Hyperdyn, HyperdynConfig
+from strategies._hyperdyn._strategy import EpochBO, Hyperdyn
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "EpochBOConfig",
     "Hyperdyn",
     "HyperdynConfig",
+    "PRESETS",
     "TimeDecayKernel",
     "build_gp",
     "check_accuracy_trend",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
 from hpo._recorder import nan_eval
-from hpo._validation import check_choice, check_lr_bounds, check_range
+from strategies._hyperdyn._config import EpochBOConfig, HyperdynConfig
 from strategies._hyperdyn._model import DTYPE
 from strategies._hyperdyn._model import suggest as bo_suggest
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
@@ -26,120 +25,9 @@ if TYPE_CHECKING:
 
     from trainers import EpochResult, EvalResult, Snapshot, Trainer
 
-HYPERPARAMETERS = ("lr", "momentum", "beta1", "beta2")
-
-
-@dataclass(frozen=True, kw_only=True)
-class HyperdynConfig:
-    """Configuration of ``Hyperdyn``; the defaults are the paper's.
-
-    Args:
-        hyperparameters: What BO tunes: ``("lr",)``; ``("lr", "momentum")`` for SGD with
-            momentum (the paper's CIFAR runs); ``("lr", "beta1", "beta2")`` for Adam (§4.1).
-        lr_min: Lower end of the lr range (searched on a log scale), > 0.
-        lr_max: Upper end, > ``lr_min``.
-        momentum_bounds: Range of the momentum coefficient.
-        beta1_bounds: Range of Adam's beta1.
-        beta2_bounds: Range of Adam's beta2.
-        n_random_start: k, the random points of Random-Start (Algorithm 3), >= 1.
-        window: Δ of CheckAccuracyTrend, in epochs, >= 1.
-        temperature: T of CheckAccuracyTrend, > 0, in ``accuracy_unit``.
-        temperature_final: Beyond the paper: the temperature at the last epoch, reached
-            geometrically from ``temperature`` (the paper's future work: a temperature that
-            changes with the epoch). ``None``: constant (the paper).
-        offset: b of CheckAccuracyTrend, >= 0; ``inf`` always switches (epoch-based BO).
-        accuracy_unit: The unit of accuracy differences in the trend test: ``percent``
-            (percentage points: T = 1 means one point of accuracy) or ``fraction``.
-        alpha: α of the time kernel, > 0.
-        beta: β of the time kernel, > 0, in epochs.
-        learn_time_kernel: Fit α and β with the GP (positive constraints) instead of fixing them.
-        q: BO suggestions per epoch, each trained as one more branch (the paper's "parallel
-            suggestions" future work); 1 in the paper.
-        warm_start_gp: Beyond the paper: start each epoch's GP fit from the previous fit's
-            hyperparameters (the paper fits from scratch).
-        random_start_outcome: What Random-Start records at t = 0: the validation
-            ``accuracy`` (Algorithm 3) or its ``difference`` to the initial weights' accuracy
-            (the same quantity as the main loop's observations).
-        incumbent: EI's τ: the best outcome of ``all`` observations (the paper) or of the
-            ``last-epoch``'s.
-        switch_to: When the trend test says switch: continue from the BO ``suggestion``'s
-            branch (Algorithm 4, line 12, whatever that branch scored), or from the
-            ``better-branch`` of the two (beyond the paper; never takes a branch that did worse
-            than keeping the current hyperparameters).
-        num_restarts: Restarts of the acquisition optimiser.
-        raw_samples: Raw samples of the acquisition optimiser's initialisation.
-        seed: Seeds Random-Start, the trend test's draws and the optimiser (with the task's seed).
-    """
-
-    hyperparameters: tuple[str, ...] = ("lr",)
-    lr_min: float = 1e-4  # the issue's default search space
-    lr_max: float = 1.0
-    momentum_bounds: tuple[float, float] = (0.0, 0.99)
-    beta1_bounds: tuple[float, float] = (0.0, 0.99)
-    beta2_bounds: tuple[float, float] = (0.9, 0.9999)
-    n_random_start: int = 5  # Hyperdyn §4: "The number of initial search points ... was 5"
-    window: int = 4  # Hyperdyn §4: window size 4
-    temperature: float = 1.0  # Hyperdyn §4: temperature 1
-    temperature_final: float | None = None
-    offset: float = 0.01  # Hyperdyn §4: offset 0.01
-    accuracy_unit: str = "percent"
-    alpha: float = 1.0  # Hyperdyn §2.4
-    beta: float = 0.5  # Hyperdyn §2.4, epochs
-    learn_time_kernel: bool = False
-    q: int = 1
-    warm_start_gp: bool = False
-    random_start_outcome: str = "accuracy"  # Algorithm 3, line 6
-    incumbent: str = "all"
-    switch_to: str = "suggestion"  # Algorithm 4, line 12
-    num_restarts: int = 8
-    raw_samples: int = 128
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        owner = "HyperdynConfig"
-        object.__setattr__(self, "hyperparameters", tuple(self.hyperparameters))
-        if not self.hyperparameters or self.hyperparameters[0] != "lr":
-            raise ValueError(
-                f"{owner}.`hyperparameters` must start with 'lr', but got "
-                f"hyperparameters={self.hyperparameters!r}."
-            )
-        for name in self.hyperparameters:
-            check_choice(owner, "hyperparameters", name, HYPERPARAMETERS)
-        if len(set(self.hyperparameters)) != len(self.hyperparameters):
-            raise ValueError(
-                f"{owner}.`hyperparameters` has duplicates: {self.hyperparameters!r}."
-            )
-        if ("beta1" in self.hyperparameters) != ("beta2" in self.hyperparameters):
-            raise ValueError(f"{owner}: tune 'beta1' and 'beta2' together (Adam's betas).")
-        check_lr_bounds(owner, self.lr_min, self.lr_max)
-        for name in ("momentum_bounds", "beta1_bounds", "beta2_bounds"):
-            lo, hi = getattr(self, name)
-            object.__setattr__(self, name, (float(lo), float(hi)))
-            check_range(owner, name, lo, 0.0, 1.0, high_closed=False)
-            check_range(owner, name, hi, 0.0, 1.0, high_closed=False)
-            if not lo < hi:
-                raise ValueError(
-                    f"{owner}.`{name}` must be (low, high) with low < high, "
-                    f"but got {name}={(lo, hi)!r}."
-                )
-        check_range(owner, "n_random_start", self.n_random_start, 1, integer=True)
-        check_range(owner, "window", self.window, 1, integer=True)
-        check_range(owner, "temperature", self.temperature, 0.0, low_closed=False)
-        if self.temperature_final is not None:
-            check_range(owner, "temperature_final", self.temperature_final, 0.0, low_closed=False)
-        check_range(owner, "offset", self.offset, 0.0)
-        check_choice(owner, "accuracy_unit", self.accuracy_unit, ("percent", "fraction"))
-        check_range(owner, "alpha", self.alpha, 0.0, low_closed=False)
-        check_range(owner, "beta", self.beta, 0.0, low_closed=False)
-        check_range(owner, "q", self.q, 1, integer=True)
-        check_choice(
-            owner, "random_start_outcome", self.random_start_outcome, ("accuracy", "difference")
-        )
-        check_choice(owner, "incumbent", self.incumbent, ("all", "last-epoch"))
-        check_choice(owner, "switch_to", self.switch_to, ("suggestion", "better-branch"))
-        check_range(owner, "num_restarts", self.num_restarts, 1, integer=True)
-        check_range(owner, "raw_samples", self.raw_samples, 1, integer=True)
-        check_range(owner, "seed", self.seed, 0, integer=True)
+#: A search space: one ``(low, high, log-scale)`` per tuned hyperparameter, lr first.
+Space = list[tuple[float, float, bool]]
+_EDGE = 0.01  # a suggestion this close to a bound of the unit cube is "on the bound"
 
 
 class Hyperdyn(BaseStrategy):
@@ -148,21 +36,30 @@ class Hyperdyn(BaseStrategy):
 
     **Random-Start** (Algorithm 3): from the initial weights, train one epoch at each of ``k``
     points drawn uniformly from the search space (lr on a log scale; every candidate from the
-    same snapshot) and keep the best; record ``((p_i, 0), val_acc_i)``. That is epoch 1 of the
-    kept trajectory.
+    same snapshot) and keep the best. That is epoch 1 of the kept trajectory.
 
     **Main loop** (Algorithm 4), at every further epoch ``t``: fit a GP on all observations
     ``D`` (``build_gp``: Matérn-5/2 x the time kernel); maximise (log) EI over the
     hyperparameters with the epoch fixed at ``t``; from one snapshot train one epoch with the
-    current :math:`\eta_{t-1}` and one with the suggestion :math:`s_t` and add
-    ``((eta, t), val_acc(branch) - acc)`` for both to ``D`` (the GP models the improvement an
-    lr gives at epoch ``t``); then **CheckAccuracyTrend** (Algorithm 5) keeps
+    current :math:`\eta_{t-1}` and one with the suggestion :math:`s_t` and add both outcomes
+    ``((eta, t), y)`` to ``D``; then **CheckAccuracyTrend** (Algorithm 5) keeps
     :math:`\eta_{t-1}`'s branch with probability
-    :math:`\min(1, \exp((y_\tau - y_{\tau-\Delta})/T - b))`, else continues from the
-    suggestion's branch. Nothing is retrained: the kept branch's weights are restored.
+    :math:`\min(1, \exp((y_\tau - y_{\tau-\Delta})/T - b))`, else continues from another
+    branch. Nothing is retrained: the kept branch's weights are restored.
 
-    Accuracies are fractions everywhere except in the trend test, whose differences are in
-    ``accuracy_unit`` (percentage points by default, so the paper's T = 1 is one point).
+    **Outcomes.** The paper (``preset="paper"``) models the validation accuracy difference
+    ``val_acc(branch) - acc`` and keeps Random-Start's most accurate point. The default
+    (``preset="robust"``) decides on the validation loss instead:
+    :math:`y = \log L_{t-1} - \log L_{branch}`, so a Random-Start where every point is still
+    at chance picks the point that learned most, and a branch that broke scores low without
+    wrecking the GP's scale. Accuracies in the trend test are in ``accuracy_unit`` (percentage
+    points by default, so the paper's T = 1 is one point).
+
+    **Beyond the paper** (the robust preset's choices, each an option): the lr range centred
+    on the optimizer's own lr (``lr_relative``); EI's incumbent the last epoch's best
+    outcome; a switch takes the better branch; ``patience``: an lr whose branch lost clearly
+    to a suggestion for that many epochs in a row is dropped, whatever the trend test says;
+    ``widen``: a winning suggestion on a bound of the lr range moves that bound out.
 
     **Cost**: every epoch after the first trains ``1 + q`` branches and fits a GP;
     Random-Start trains ``k`` epochs. ``spent_steps`` in the history counts all of it.
@@ -193,41 +90,6 @@ class Hyperdyn(BaseStrategy):
             n_random_start=trial.suggest_int("n_random_start", 2, 8),
         )
 
-    # ---------------------------------------------------------------- the search space
-
-    def _bounds(self) -> list[tuple[float, float, bool]]:
-        cfg = self.config
-        table = {
-            "lr": (cfg.lr_min, cfg.lr_max, True),
-            "momentum": (*cfg.momentum_bounds, False),
-            "beta1": (*cfg.beta1_bounds, False),
-            "beta2": (*cfg.beta2_bounds, False),
-        }
-        return [table[name] for name in cfg.hyperparameters]
-
-    def decode(self, x: Sequence[float]) -> dict[str, float]:
-        """Hyperparameter values of a point of the unit cube (lr on a log scale)."""
-        out = {}
-        for name, xi, (lo, hi, log) in zip(self.config.hyperparameters, x, self._bounds()):
-            xi = min(max(float(xi), 0.0), 1.0)
-            if log:
-                value = math.exp(math.log(lo) + xi * (math.log(hi) - math.log(lo)))
-            else:
-                value = lo + xi * (hi - lo)
-            out[name] = min(max(float(value), lo), hi)  # exact at the bounds
-        return out
-
-    def encode(self, values: dict[str, float]) -> list[float]:
-        """The point of the unit cube of hyperparameter values."""
-        out = []
-        for name, (lo, hi, log) in zip(self.config.hyperparameters, self._bounds()):
-            v = values[name]
-            if log:
-                out.append((math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo)))
-            else:
-                out.append((v - lo) / (hi - lo))
-        return out
-
     # ---------------------------------------------------------------- the strategy
 
     def run(
@@ -241,11 +103,15 @@ class Hyperdyn(BaseStrategy):
         )
         self._check_optimizer(trainer)
         rng = np.random.default_rng([cfg.seed, trainer.seed])
+        space = self._space(trainer.lr)
         d = len(cfg.hyperparameters)
-        X: list[list[float]] = []  # observed points: hyperparameters in [0, 1], then t / horizon
-        Y: list[float] = []  # outcomes: accuracy differences (fractions)
+        H: list[dict[str, float]] = []  # observed hyperparameters (re-encoded if space widens)
+        X: list[list[float]] = []  # their points: hyperparameters in [0, 1], then t / horizon
+        Y: list[float] = []  # outcomes (accuracy differences, or log-loss falls)
         T: list[int] = []  # the epoch of each observation
         ys: list[float] = []  # validation accuracy of the kept weights after each epoch
+        widened = [0, 0]  # how often the lr range's low / high bound moved out
+        lost = 0  # epochs in a row the current lr lost clearly to a suggestion
         gp_state: dict[str, torch.Tensor] | None = None
         start: Snapshot | None = None
         branch_snaps: list[Snapshot | None] = [None] * (1 + cfg.q)
@@ -253,37 +119,39 @@ class Hyperdyn(BaseStrategy):
         with Recorder(self, trainer, budget, callbacks) as rec:
             # ---------------- Random-Start (Algorithm 3): epoch 1 of the trajectory
             start = trainer.snapshot()
-            acc0 = trainer.evaluate().acc if cfg.random_start_outcome == "difference" else 0.0
-            best: tuple[int, dict[str, float], EpochResult, EvalResult] | None = None
+            before = trainer.evaluate() if self._needs_initial_score() else nan_eval()
+            best: tuple[dict[str, float], EpochResult, EvalResult, float] | None = None
             best_snap: Snapshot | None = None
             for i in range(cfg.n_random_start):
                 x = rng.uniform(size=d).tolist()
-                hp = self.decode(x)
+                hp = _decode(x, space, cfg.hyperparameters)
                 if i:
                     trainer.restore(start)
                 result, val = self._train(trainer, hp)
-                acc = val.acc if math.isfinite(val.acc) else 0.0
+                y = self._random_start_outcome(before, val)
+                H.append(hp)
                 X.append([*x, 0.0])
-                Y.append(acc - acc0)
+                Y.append(y)
                 T.append(0)
-                better = best is None or acc > best[3].acc or not math.isfinite(best[3].acc)
                 rec.decide(
                     hp["lr"],
                     False,
                     f"random start {i + 1}/{cfg.n_random_start}: "
                     + _fmt(hp)
-                    + f" -> val {val.acc:.1%}",
+                    + f" -> val {val.acc:.1%}"
+                    + (f", loss {val.loss:.3g}" if cfg.outcome == "loss" else ""),
                     hyperparameters=hp,
                 )
-                if better:
-                    best = (i, hp, result, val)
+                if best is None or self._beats(val, y, best[2], best[3]):
+                    best = (hp, result, val, y)
                     best_snap = trainer.snapshot(out=best_snap)
             if best is None or best_snap is None:  # pragma: no cover - k >= 1 is validated
                 raise RuntimeError("Random-Start trained no candidate.")
             trainer.restore(best_snap)
-            eta, result, val = best[1], best[2], best[3]
+            eta, result, val = best[0], best[1], best[2]
             self._apply(trainer, eta)
             ys.append(val.acc)
+            kept_val = val
             rec.end_epoch(result, val=val, metrics={f"hp_{k}": v for k, v in eta.items()})
             if result.diverged or not math.isfinite(val.acc):
                 return rec.history
@@ -291,15 +159,13 @@ class Hyperdyn(BaseStrategy):
             # ---------------- Main loop (Algorithm 4)
             t = 1
             while not rec.done:
-                acc = ys[-1]
                 t_unit = t / horizon
-                best_f = self._incumbent(Y, T)
                 sugg = bo_suggest(
                     torch.tensor(X, dtype=DTYPE),
                     torch.tensor(Y, dtype=DTYPE).unsqueeze(-1),
                     t_unit,
                     time_scale=horizon,
-                    best_f=best_f,
+                    best_f=self._incumbent(Y, T),
                     q=cfg.q,
                     alpha=cfg.alpha,
                     beta=cfg.beta,
@@ -310,7 +176,9 @@ class Hyperdyn(BaseStrategy):
                     seed=int(rng.integers(2**31 - 1)),
                 )
                 gp_state = sugg.state
-                candidates = [eta] + [self.decode(row.tolist()) for row in sugg.x]
+                candidates = [eta] + [
+                    _decode(row.tolist(), space, cfg.hyperparameters) for row in sugg.x
+                ]
 
                 # train every branch from one snapshot
                 start = trainer.snapshot(out=start)
@@ -321,9 +189,11 @@ class Hyperdyn(BaseStrategy):
                     outcomes.append(self._train(trainer, hp))
                     if j < len(candidates) - 1:
                         branch_snaps[j] = trainer.snapshot(out=branch_snaps[j])
-                for hp, (_, v) in zip(candidates, outcomes):
-                    X.append([*self.encode(hp), t_unit])
-                    Y.append((v.acc if math.isfinite(v.acc) else 0.0) - acc)
+                ybranch = [self._outcome(kept_val, v) for _, v in outcomes]
+                for hp, y in zip(candidates, ybranch):
+                    H.append(hp)
+                    X.append([*_encode(hp, space, cfg.hyperparameters), t_unit])
+                    Y.append(y)
                     T.append(t)
 
                 # CheckAccuracyTrend (Algorithm 5) on the kept trajectory so far
@@ -336,33 +206,55 @@ class Hyperdyn(BaseStrategy):
                     unit=cfg.accuracy_unit,
                 )
                 keep = check_accuracy_trend(log_p, float(rng.random()))
-                if keep:
+                lost = lost + 1 if max(ybranch[1:]) - ybranch[0] > cfg.lost_margin else 0
+                forced = cfg.patience is not None and lost >= cfg.patience
+                if keep and not forced:
                     chosen = 0
-                else:  # the suggestion's branch (q > 1: the best of them by val accuracy)
+                else:  # the suggestion's branch (q > 1: the best of them)
                     first = 0 if cfg.switch_to == "better-branch" else 1
                     chosen = max(
                         range(first, len(candidates)),
-                        key=lambda j: (finite_or_worst(outcomes[j][1].acc), -j),
+                        key=lambda j: (self._rank(outcomes[j][1]), -j),
                     )
+                if chosen:
+                    lost = 0
                 if chosen != len(candidates) - 1:
                     trainer.restore(branch_snaps[chosen])  # type: ignore[arg-type]
                 eta = candidates[chosen]
                 self._apply(trainer, eta)
                 result, val = outcomes[chosen]
                 ys.append(val.acc)
+                kept_val = val
+                note = ""
+                if forced and chosen:
+                    note += f"; the kept lr lost {cfg.patience} epochs in a row"
+                if chosen and cfg.widen:
+                    widening = self._widen(space, sugg.x[chosen - 1, 0].item(), widened)
+                    if widening:  # the same points, in the wider range's unit cube
+                        note += widening
+                        X = [
+                            [*_encode(hp, space, cfg.hyperparameters), tt / horizon]
+                            for hp, tt in zip(H, T)
+                        ]
                 p = math.exp(log_p)
-                s_lr = candidates[1]["lr"]
                 rec.decide(
                     eta["lr"],
                     chosen != 0,
                     (f"kept {_fmt(candidates[0])}" if chosen == 0 else f"switched to {_fmt(eta)}")
                     + f" (keep p={p:.2f}; BO suggested {_fmt(candidates[1])}, "
-                    f"val {outcomes[1][1].acc:.1%} vs {outcomes[0][1].acc:.1%})",
+                    f"val {outcomes[1][1].acc:.1%} vs {outcomes[0][1].acc:.1%}"
+                    + (
+                        f", loss {outcomes[1][1].loss:.3g} vs {outcomes[0][1].loss:.3g}"
+                        if cfg.outcome == "loss"
+                        else ""
+                    )
+                    + ")"
+                    + note,
                     keep_probability=p,
                     suggestion=candidates[1],
                 )
                 metrics = {
-                    "bo_suggestion": s_lr,
+                    "bo_suggestion": candidates[1]["lr"],
                     "bo_log_ei": sugg.log_ei,
                     "bo_ei": math.exp(sugg.log_ei) if sugg.log_ei < 700 else math.inf,
                     "kept": float(chosen == 0),
@@ -371,6 +263,11 @@ class Hyperdyn(BaseStrategy):
                     "temperature": temp,
                     "val_acc_current_branch": outcomes[0][1].acc,
                     "val_acc_suggestion_branch": outcomes[1][1].acc,
+                    "val_loss_current_branch": outcomes[0][1].loss,
+                    "val_loss_suggestion_branch": outcomes[1][1].loss,
+                    "lost_epochs": float(lost),
+                    "lr_range_low": space[0][0],
+                    "lr_range_high": space[0][1],
                     "gp_fit_seconds": sugg.fit_seconds,
                     "acq_seconds": sugg.acq_seconds,
                     "gp_warnings": float(sugg.warnings),
@@ -379,9 +276,87 @@ class Hyperdyn(BaseStrategy):
                 }
                 rec.end_epoch(result, val=val, metrics=metrics)
                 t += 1
+            rec.history.info["lr_range"] = list(space[0][:2])
         return rec.history
 
-    # ---------------------------------------------------------------- helpers
+    # ---------------------------------------------------------------- decisions
+
+    def _needs_initial_score(self) -> bool:
+        cfg = self.config
+        return cfg.outcome == "loss" or cfg.random_start_outcome == "difference"
+
+    def _outcome(self, before: EvalResult, after: EvalResult) -> float:
+        """What the GP models for a branch that started from weights scoring ``before``."""
+        if self.config.outcome == "loss":
+            if not (math.isfinite(after.loss) and after.loss > 0 and before.loss > 0):
+                return _LOSS_FLOOR
+            return max(math.log(before.loss) - math.log(after.loss), _LOSS_FLOOR)
+        return (after.acc if math.isfinite(after.acc) else 0.0) - before.acc
+
+    def _random_start_outcome(self, before: EvalResult, val: EvalResult) -> float:
+        cfg = self.config
+        if cfg.outcome == "accuracy" and cfg.random_start_outcome == "accuracy":
+            return val.acc if math.isfinite(val.acc) else 0.0  # Algorithm 3, line 6
+        return self._outcome(before, val)
+
+    def _beats(self, val: EvalResult, y: float, best_val: EvalResult, best_y: float) -> bool:
+        """Whether a Random-Start point is better than the best so far (ties: the earlier)."""
+        if self.config.outcome == "loss":
+            return y > best_y
+        acc = val.acc if math.isfinite(val.acc) else 0.0
+        return acc > best_val.acc or not math.isfinite(best_val.acc)
+
+    def _rank(self, val: EvalResult) -> float:
+        """How a branch ranks against the others (higher is better; a NaN ranks last)."""
+        if self.config.outcome == "loss":
+            return finite_or_worst(-val.loss)
+        return finite_or_worst(val.acc)
+
+    def _incumbent(self, Y: list[float], T: list[int]) -> float:
+        if self.config.incumbent == "all" or not T:
+            return max(Y)
+        last = max(T)
+        return max(y for y, t in zip(Y, T) if t == last)
+
+    def _temperature(self, t: int, epochs: int) -> float:
+        cfg = self.config
+        if cfg.temperature_final is None or epochs <= 2:
+            return cfg.temperature
+        frac = min(max((t - 1) / (epochs - 2), 0.0), 1.0)
+        return cfg.temperature * (cfg.temperature_final / cfg.temperature) ** frac
+
+    def _widen(self, space: Space, x_lr: float, widened: list[int]) -> str:
+        """Move the lr range's bound out when the winning suggestion sat on it; say so."""
+        cfg = self.config
+        lo, hi, log = space[0]
+        if x_lr <= _EDGE and widened[0] < cfg.max_widenings:
+            widened[0] += 1
+            lo, side = lo / cfg.widen_factor, "lower"
+        elif x_lr >= 1.0 - _EDGE and widened[1] < cfg.max_widenings:
+            widened[1] += 1
+            hi, side = hi * cfg.widen_factor, "upper"
+        else:
+            return ""
+        space[0] = (lo, hi, log)
+        return f"; it sat on the {side} bound: lr range widened to [{lo:.3g}, {hi:.3g}]"
+
+    # ---------------------------------------------------------------- the search space
+
+    def _space(self, base_lr: float) -> Space:
+        """The initial search space; the lr range relative to ``base_lr`` unless given."""
+        cfg = self.config
+        if cfg.lr_min is None or cfg.lr_max is None:
+            lr = (base_lr * cfg.lr_relative[0], base_lr * cfg.lr_relative[1], True)
+        else:
+            lr = (cfg.lr_min, cfg.lr_max, True)
+        table = {
+            "momentum": (*cfg.momentum_bounds, False),
+            "beta1": (*cfg.beta1_bounds, False),
+            "beta2": (*cfg.beta2_bounds, False),
+        }
+        return [lr] + [table[name] for name in cfg.hyperparameters[1:]]
+
+    # ---------------------------------------------------------------- the trainer
 
     def _check_optimizer(self, trainer: Trainer) -> None:
         hp = trainer.hyperparameters()
@@ -407,18 +382,7 @@ class Hyperdyn(BaseStrategy):
         val = trainer.evaluate() if not result.diverged else nan_eval()
         return result, val
 
-    def _incumbent(self, Y: list[float], T: list[int]) -> float:
-        if self.config.incumbent == "all" or not T:
-            return max(Y)
-        last = max(T)
-        return max(y for y, t in zip(Y, T) if t == last)
-
-    def _temperature(self, t: int, epochs: int) -> float:
-        cfg = self.config
-        if cfg.temperature_final is None or epochs <= 2:
-            return cfg.temperature
-        frac = min(max((t - 1) / (epochs - 2), 0.0), 1.0)
-        return cfg.temperature * (cfg.temperature_final / cfg.temperature) ** frac
+    # ---------------------------------------------------------------- plots
 
     def plots(self, history: History) -> dict[str, Figure]:
         """The lr trajectory (the paper's Fig. 2a), with the BO suggestions and switches."""
@@ -450,13 +414,6 @@ class Hyperdyn(BaseStrategy):
         return {"lr_trajectory": fig}
 
 
-@dataclass(frozen=True, kw_only=True)
-class EpochBOConfig(HyperdynConfig):
-    """``HyperdynConfig`` with ``offset = inf``: always switch to the BO suggestion."""
-
-    offset: float = math.inf
-
-
 class EpochBO(Hyperdyn):
     """The paper's greedy "epoch-based BO" baseline: Hyperdyn with ``offset = inf``, so
     CheckAccuracyTrend never keeps and every epoch continues from the BO suggestion's branch."""
@@ -469,3 +426,31 @@ class EpochBO(Hyperdyn):
     def suggest(cls, trial: optuna.Trial) -> EpochBO:
         """k, the Random-Start points."""
         return cls(n_random_start=trial.suggest_int("n_random_start", 2, 8))
+
+
+_LOSS_FLOOR = -1.0  # the loss outcome of a branch whose loss grew e-fold or broke
+
+
+def _decode(x: Sequence[float], space: Space, names: Sequence[str]) -> dict[str, float]:
+    """Hyperparameter values of a point of the unit cube (log-scale dimensions in log)."""
+    out = {}
+    for name, xi, (lo, hi, log) in zip(names, x, space):
+        xi = min(max(float(xi), 0.0), 1.0)
+        if log:
+            value = math.exp(math.log(lo) + xi * (math.log(hi) - math.log(lo)))
+        else:
+            value = lo + xi * (hi - lo)
+        out[name] = min(max(float(value), lo), hi)  # exact at the bounds
+    return out
+
+
+def _encode(values: dict[str, float], space: Space, names: Sequence[str]) -> list[float]:
+    """The point of the unit cube of hyperparameter values."""
+    out = []
+    for name, (lo, hi, log) in zip(names, space):
+        v = values[name]
+        if log:
+            out.append((math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo)))
+        else:
+            out.append((v - lo) / (hi - lo))
+    return out

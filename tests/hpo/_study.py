@@ -46,6 +46,5 @@ def ended_normally(trial: object) -> bool:
 
     state = trial.state  # type: ignore[attr-defined]
     return state == optuna.trial.TrialState.COMPLETE or (
-        state == optuna.trial.TrialState.PRUNED
-        and trial.user_attrs.get("diverged") is True  # type: ignore[attr-defined]
+        state == optuna.trial.TrialState.PRUNED and trial.user_attrs.get("diverged") is True  # type: ignore[attr-defined]
     )

@@ -93,7 +93,11 @@ def test_a_rule_can_be_switched_off():
     rule = DivergenceRule(loss_factor=math.inf, learned=1.0)
     assert (
         rule.reason(
-            train_loss=1e30, val_loss=1e30, val_acc=0.1, best_val_acc=0.99, initial_loss=2.3,
+            train_loss=1e30,
+            val_loss=1e30,
+            val_acc=0.1,
+            best_val_acc=0.99,
+            initial_loss=2.3,
             chance=0.1,
         )
         is None

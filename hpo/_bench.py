@@ -1,0 +1,524 @@
+"""``hpo.bench``: every strategy, untuned, on a fixed suite of small tasks, judged by anytime
+performance at equal spent compute.
+
+A user picks an online strategy to avoid paying for a tuning sweep. The bench puts that
+promise to the test: each strategy runs at its defaults on every task and seed, beside the
+baselines a user would otherwise pay for — a constant lr and a one-cycle schedule each tuned
+over a 5-point grid around the optimizer's default lr (5 runs), and Optuna TPE over a static
+lr (8 runs) — and every run is scored on the best validation accuracy it holds after spending
+1x, 2x, 4x and 8x one run's optimizer steps (``hpo._anytime``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hpo._anytime import (
+    BUDGETS,
+    anytime_scores,
+    format_anytime,
+    plot_anytime,
+    plot_summary,
+    summarize_anytime,
+)
+from hpo._budget import Budget
+from hpo._task import Task
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from hpo._history import History
+    from hpo._strategy import Strategy
+
+#: A bench row: builds the strategy for a task, or ``None`` where it does not apply.
+Factory = Callable[[Task], "Strategy | None"]
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One task of the suite.
+
+    Attributes:
+        name: Its name on the command line.
+        task: The training problem (its ``seed`` is replaced by each bench seed).
+        rewards: What the task rewards, in a few words.
+    """
+
+    name: str
+    task: Task
+    rewards: str
+
+
+def _task(**fields: Any) -> Task:
+    return Task(epochs=20, batch_size=100, **fields)
+
+
+#: The default suite: small tasks that reward different things, each 20 epochs at batch 100.
+SUITE: dict[str, BenchTask] = {
+    t.name: t
+    for t in (
+        BenchTask(
+            "mnist1d-cnn-adam",
+            _task(dataset="mnist1d", model="cnn", optimizer="adam"),
+            "the project's default task: Adam, where the default lr is already good",
+        ),
+        BenchTask(
+            "mnist1d-cnn-momentum",
+            _task(dataset="mnist1d", model="cnn", optimizer="momentum"),
+            "momentum SGD: a sharper lr optimum and a decay that pays",
+        ),
+        BenchTask(
+            "mnist1d-mlp-sgd",
+            _task(dataset="mnist1d", model="mlp", optimizer="sgd"),
+            "plain SGD on an MLP that learns slowly: large lrs pay, SGD-SA's home",
+        ),
+        BenchTask(
+            "digits-cnn-sgd",
+            _task(dataset="digits", model="cnn", optimizer="sgd"),
+            "plain SGD on 8x8 images: a second plain-SGD task, with few steps per epoch",
+        ),
+        BenchTask(
+            "digits-cnn-adam",
+            _task(dataset="digits", model="cnn", optimizer="adam"),
+            "Conv2d on 8x8 images, 13 steps per epoch: little time to search",
+        ),
+        BenchTask(
+            "digits-mlp-adam",
+            _task(dataset="digits", model="mlp", optimizer="adam"),
+            "an easy task that saturates: penalises strategies that break what works",
+        ),
+        BenchTask(
+            "mnist1d-convnet-momentum",
+            _task(
+                dataset="mnist1d",
+                model="convnet",
+                optimizer="momentum",
+                model_options={"base": 16},
+            ),
+            "BatchNorm (NOS's surrogate ConvNet, base 16): robust to lr, costly to branch",
+        ),
+    )
+}
+
+#: ``--quick``: the suite's tasks at 8 epochs, 2 seeds (about 4 minutes on 2 CPU cores).
+QUICK_EPOCHS = 8
+QUICK_SEEDS = 2
+#: Rows run on every task unless ``strategies`` says otherwise, in table order.
+DEFAULT_STRATEGIES = (
+    "constant",
+    "one-cycle",
+    "constant-grid",
+    "one-cycle-grid",
+    "static-tpe",
+    "random-search",
+    "pbt",
+    "hyperdyn",
+    "hyperdyn-paper",
+    "sgd-sa",
+    "sgd-sa-paper",
+    "distancing",
+)
+#: The online strategies at their defaults and the tuned baselines, for the "earning its
+#: keep" verdict (``BenchResult.keep``).
+ONLINE = ("random-search", "pbt", "hyperdyn", "sgd-sa", "epoch-bo")
+TUNED = ("constant-grid", "one-cycle-grid")
+#: The verdict compares the online strategies at this budget with the tuned grids at theirs.
+KEEP_BUDGET = 2.0
+GRID_POINTS = 5  # the tuned baselines' lr grid: default lr x 10^(-1, -1/2, 0, 1/2, 1)
+
+
+def bench_strategies() -> dict[str, Factory]:
+    """The bench's rows by name: the baselines, the tuned baselines (what tuning costs a user,
+    counted honestly), every online strategy at its defaults and the papers' presets.
+
+    Any registered strategy name (``strategies.STRATEGIES``) is a row too, at its defaults.
+    """
+    from strategies import (
+        PBT,
+        SGDSA,
+        Constant,
+        Distancing,
+        Hyperdyn,
+        RandomSearch,
+        Schedule,
+        Static,
+    )
+    from trainers import DEFAULT_LRS
+
+    def grid(schedule: str) -> Factory:
+        def make(task: Task) -> Strategy | None:
+            lr = DEFAULT_LRS.get(task.optimizer)
+            if lr is None:  # a NOS optimizer: no default lr to centre the grid on
+                return None
+            return Static(
+                sampler="grid",
+                n_trials=GRID_POINTS,
+                lr_min=lr / 10,
+                lr_max=lr * 10,
+                schedule=schedule,
+            )
+
+        return make
+
+    return {
+        "constant": lambda task: Constant(),
+        "one-cycle": lambda task: Schedule(kind="one-cycle"),
+        "constant-grid": grid("constant"),
+        "one-cycle-grid": grid("one-cycle"),
+        "static-tpe": lambda task: Static(sampler="tpe", n_trials=8),
+        "random-search": lambda task: RandomSearch(),
+        "pbt": lambda task: PBT(),
+        "hyperdyn": lambda task: Hyperdyn(),
+        "hyperdyn-paper": lambda task: Hyperdyn(preset="paper"),
+        "sgd-sa": lambda task: SGDSA(),
+        # the paper's SGD-SA takes plain SGD steps; it refuses other optimizers
+        "sgd-sa-paper": lambda task: SGDSA(preset="paper") if task.optimizer == "sgd" else None,
+        "distancing": lambda task: Distancing(),
+    }
+
+
+@dataclass
+class BenchResult:
+    """What ``hpo.bench`` measured.
+
+    Attributes:
+        tables: Task -> its ``hpo.compare`` table.
+        scores: Every run's anytime score: columns ``task``, ``strategy``, ``seed``,
+            ``budget`` (in runs), ``score`` (best validation accuracy within the budget; NaN:
+            nothing to show yet) and ``normalized`` (0 = chance, 1 = the best any run of the
+            task reached).
+        summary: Per strategy: mean normalised score and mean rank at each budget, and on how
+            many tasks it ran (``hpo._anytime.summarize_anytime``).
+        keep: Per task: the best online strategy at 2x one run against the best tuned grid at
+            its full cost, and whether the online one earned its keep.
+        histories: Task -> label -> one History per seed.
+        seconds: Wall time of the whole bench.
+        figures: The plots (``anytime-<task>``, ``summary``).
+        paths: Files written to ``output_dir``.
+        mlflow_run_id: The parent MLflow run, if tracked.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    scores: pd.DataFrame
+    summary: pd.DataFrame
+    keep: pd.DataFrame
+    histories: dict[str, dict[str, list[History]]]
+    seconds: float
+    figures: dict[str, Figure] = field(default_factory=dict, repr=False)
+    paths: list[str] = field(default_factory=list)
+    mlflow_run_id: str | None = None
+
+    def format(self) -> str:
+        """Every task's table, then the anytime summary and the verdict, as text."""
+        from hpo._compare import format_table
+
+        out = []
+        for name, table in self.tables.items():
+            out += [f"== {name}: {SUITE[name].rewards if name in SUITE else ''}".rstrip(": ")]
+            out += [format_table(table), ""]
+        out += [
+            "== anytime performance: best validation accuracy within a spent budget of 1x, 2x, "
+            "4x, 8x one run's steps,",
+            "   normalised per task (0 = chance, 1 = the best any run reached); mean over tasks "
+            "and seeds; rank 1 = best",
+            format_anytime(self.summary),
+            "",
+            f"== earning its keep: the best online strategy at {KEEP_BUDGET:g}x one run against "
+            "the best tuned grid at its full cost (normalised scores)",
+            _format_keep(self.keep),
+        ]
+        return "\n".join(out)
+
+
+def bench(
+    tasks: Sequence[str] | None = None,
+    strategies: Sequence[str] | Mapping[str, Factory] | None = None,
+    *,
+    seeds: int | Sequence[int] | None = None,
+    quick: bool = False,
+    epochs: int | None = None,
+    device: str = "auto",
+    budgets: Sequence[float] = BUDGETS,
+    tracking: bool | str = True,
+    experiment: str = "hpo",
+    output_dir: str | os.PathLike[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Run every strategy untuned on every task of the suite, on the same seeds; score them by
+    anytime performance at equal spent compute.
+
+    Each run may spend up to ``max(budgets)`` times one run's optimizer steps (random search
+    at 10 branches per epoch stops there); Static's searches pay for every trial before they
+    have an answer, so a 5-point grid holds nothing below 5x.
+
+    Args:
+        tasks: Names from ``SUITE`` (default: all).
+        strategies: Row names (``bench_strategies()`` or any registered strategy), or
+            label -> factory ``task -> strategy`` (``None`` where it does not apply).
+        seeds: How many seeds (0, 1, ...) or which (default 5; 2 with ``quick``).
+        quick: 8 epochs and 2 seeds per task: a few minutes on 2 CPU cores.
+        epochs: Epochs of one run (default: the suite's 20, or 8 with ``quick``).
+        device: Where to train (``"auto"``: CUDA when present).
+        budgets: The budgets scored, in runs.
+        tracking: ``True`` (MLflow at ``MLFLOW_TRACKING_URI``), a URI, or ``False``. A parent
+            run ``bench`` gets one comparison per task (each with a child per run) and the
+            summary, scores and plots.
+        experiment: The MLflow experiment.
+        output_dir: Also write the text, CSVs and plots here.
+        progress: Called with a line of text after each run.
+
+    Returns:
+        The ``BenchResult``.
+
+    Raises:
+        ValueError: An unknown task or strategy name, bad seeds or budgets.
+
+    Example:
+        >>> import hpo
+        >>> result = hpo.bench(["digits-mlp-adam"], ["constant", "one-cycle"], seeds=1,
+        ...                    epochs=2, device="cpu", tracking=False)
+        >>> sorted(result.summary.index), list(result.summary.columns[:2])
+        (['constant', 'one-cycle'], ['score@1x', 'rank@1x'])
+    """
+    from hpo._compare import compare
+    from hpo._tracking import log_metrics, log_params, mlflow_client, start_run
+
+    names = list(SUITE) if tasks is None else list(tasks)
+    unknown = [n for n in names if n not in SUITE]
+    if unknown or not names:
+        raise ValueError(
+            f"`tasks` must name tasks of the suite ({', '.join(SUITE)}), but got tasks={tasks!r}."
+        )
+    rows = _rows(strategies)
+    if seeds is None:
+        seeds = QUICK_SEEDS if quick else 5
+    if not budgets or any(not (isinstance(b, (int, float)) and b > 0) for b in budgets):
+        raise ValueError(f"`budgets` must be positive multiples of a run, got {budgets!r}.")
+    if epochs is None:
+        epochs = QUICK_EPOCHS if quick else None
+
+    start = time.perf_counter()
+    client = parent = None
+    uri = tracking if isinstance(tracking, str) else None
+    if tracking is not False:
+        client = mlflow_client(uri)
+        parent = start_run(
+            client, experiment, f"bench {time.strftime('%Y-%m-%d %H:%M')}", {"hpo.role": "bench"}
+        )
+        log_params(
+            client,
+            parent,
+            {
+                "tasks": ",".join(names),
+                "strategies": ",".join(rows),
+                "seeds": repr(seeds),
+                "epochs": epochs if epochs is not None else "suite",
+                "quick": quick,
+                "budgets": ",".join(f"{b:g}" for b in budgets),
+            },
+        )
+    tables: dict[str, pd.DataFrame] = {}
+    histories: dict[str, dict[str, list[History]]] = {}
+    parts: list[pd.DataFrame] = []
+    figures: dict[str, Figure] = {}
+    n_seeds = seeds if isinstance(seeds, int) else len(seeds)
+    try:
+        for k, name in enumerate(names, start=1):
+            spec = SUITE[name]
+            task = spec.task.replace(device=device)
+            if epochs is not None:
+                task = task.replace(epochs=epochs)
+            built = {label: make(task) for label, make in rows.items()}
+            row_specs = {label: s for label, s in built.items() if s is not None}
+            data = task.load_data()
+            run_steps = task.epochs * data.steps_per_epoch(task.batch_size)
+            chance = data.chance_accuracy("val")
+            if progress is not None:
+                progress(
+                    f"[task {k}/{len(names)}] {name}: {len(row_specs)} strategies x "
+                    f"{n_seeds} seeds, {task.epochs} epochs ({run_steps:,} steps per run)"
+                )
+            table = compare(
+                task,
+                row_specs,
+                seeds=seeds,
+                budget=Budget(epochs=task.epochs, steps=math.ceil(max(budgets) * run_steps)),
+                tracking=tracking,
+                experiment=experiment,
+                run_name=f"bench {name}",
+                parent_run_id=parent,
+                run_plots=False,
+                output_dir=None if output_dir is None else os.path.join(output_dir, name),
+                progress=None if progress is None else _prefixed(progress, f"  {name} "),
+            )
+            tables[name] = table
+            runs = table.attrs["histories"]
+            histories[name] = runs
+            scores = anytime_scores(runs, run_steps=run_steps, chance=chance, budgets=budgets)
+            scores.insert(0, "task", name)
+            parts.append(scores)
+            figures[f"anytime-{name}"] = plot_anytime(
+                runs,
+                run_steps=run_steps,
+                chance=chance,
+                title=f"{name}: best validation accuracy within the steps spent "
+                f"(mean over {n_seeds} seeds; shaded: min–max)",
+                budgets=budgets,
+            )
+        import pandas as pd
+
+        all_scores = pd.concat(parts, ignore_index=True)
+        summary = summarize_anytime(all_scores)
+        keep = _keep(all_scores, budgets)
+        at = KEEP_BUDGET if KEEP_BUDGET in budgets else min(budgets)
+        figures["summary"] = plot_summary(summary, _per_task(all_scores, at))
+        result = BenchResult(
+            tables=tables,
+            scores=all_scores,
+            summary=summary,
+            keep=keep,
+            histories=histories,
+            seconds=time.perf_counter() - start,
+            figures=figures,
+            mlflow_run_id=parent,
+        )
+        text = result.format() + f"\n\nbench took {result.seconds / 60:.1f} min"
+        if output_dir is not None:
+            result.paths = _write(result, text, output_dir)
+        if client is not None and parent is not None:
+            client.log_text(parent, text, "bench.txt")
+            client.log_text(parent, all_scores.to_csv(index=False), "scores.csv")
+            client.log_text(parent, summary.to_csv(), "summary.csv")
+            client.log_text(parent, keep.to_csv(), "keep.csv")
+            for fname, fig in figures.items():
+                client.log_figure(parent, fig, f"plots/{fname}.png")
+            metrics = {
+                f"{label}.{col.replace('@', '_')}": float(v)
+                for label, row in summary.iterrows()
+                for col, v in row.items()
+                if col != "tasks" and math.isfinite(v)
+            }
+            log_metrics(client, parent, metrics, step=0)
+    except BaseException:
+        if client is not None and parent is not None:
+            client.set_terminated(parent, "FAILED")
+        raise
+    if client is not None and parent is not None:
+        client.set_terminated(parent, "FINISHED")
+    return result
+
+
+# =============================================================================================
+# Helpers
+# =============================================================================================
+
+
+def _rows(strategies: Sequence[str] | Mapping[str, Factory] | None) -> dict[str, Factory]:
+    """Label -> factory for the requested rows."""
+    if isinstance(strategies, Mapping):
+        if not strategies:
+            raise ValueError("`strategies` must name at least one strategy, but got none.")
+        return dict(strategies)
+    from strategies import STRATEGIES
+
+    known = bench_strategies()
+    names = list(DEFAULT_STRATEGIES) if strategies is None else list(strategies)
+    if isinstance(strategies, str):
+        raise TypeError(f"`strategies` must be a list of names, but got {strategies!r}.")
+    bad = [n for n in names if n not in known and n not in STRATEGIES]
+    if bad or not names:
+        raise ValueError(
+            f"`strategies` must name bench rows ({', '.join(known)}) or registered "
+            f"strategies ({', '.join(sorted(STRATEGIES))}), but got {bad or names!r}."
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"`strategies` names a row twice: {names!r}.")
+    return {n: known[n] if n in known else (lambda task, cls=STRATEGIES[n]: cls()) for n in names}
+
+
+def _prefixed(progress: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    return lambda line: progress(prefix + line)
+
+
+def _keep(scores: pd.DataFrame, budgets: Sequence[float]) -> pd.DataFrame:
+    """Per task: the best online strategy (mean over seeds) at ``KEEP_BUDGET`` against the best
+    tuned grid at the largest budget (its full cost)."""
+    import pandas as pd
+
+    at = KEEP_BUDGET if KEEP_BUDGET in budgets else min(budgets)
+    full = max(budgets)
+    means = scores.groupby(["task", "strategy", "budget"], sort=False)["normalized"].mean()
+    rows = {}
+    for task in dict.fromkeys(scores["task"]):
+        online = {s: means[(task, s, at)] for s in ONLINE if (task, s, at) in means.index}
+        tuned = {s: means[(task, s, full)] for s in TUNED if (task, s, full) in means.index}
+        if not online or not tuned:
+            continue
+        best_online = max(online, key=lambda s: online[s])
+        best_tuned = max(tuned, key=lambda s: tuned[s])
+        rows[task] = {
+            "online": best_online,
+            "online_score": online[best_online],
+            "tuned": best_tuned,
+            "tuned_score": tuned[best_tuned],
+            "earns": bool(online[best_online] >= tuned[best_tuned]),
+        }
+    df = pd.DataFrame.from_dict(
+        rows,
+        orient="index",
+        columns=["online", "online_score", "tuned", "tuned_score", "earns"],
+    )
+    df.index.name = "task"
+    df.attrs.update(online_budget=at, tuned_budget=full)
+    return df
+
+
+def _format_keep(keep: pd.DataFrame) -> str:
+    if keep.empty:
+        return "(needs an online strategy and a tuned grid on the same task)"
+    at, full = keep.attrs.get("online_budget", KEEP_BUDGET), keep.attrs.get("tuned_budget")
+    lines = []
+    width = max(len(str(t)) for t in keep.index)
+    for task, row in keep.iterrows():
+        lines.append(
+            f"{str(task).ljust(width)}  {row['online']} {row['online_score']:.2f} @{at:g}x  vs  "
+            f"{row['tuned']} {row['tuned_score']:.2f} @{full:g}x  -> "
+            + ("earns its keep" if row["earns"] else "does not")
+        )
+    lines.append(f"online earns its keep on {int(keep['earns'].sum())} of {len(keep)} tasks")
+    return "\n".join(lines)
+
+
+def _per_task(scores: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """Mean normalised score at ``budget``: strategies x tasks."""
+    at = scores[scores["budget"] == budget]
+    table = at.groupby(["strategy", "task"], sort=False)["normalized"].mean().unstack("task")
+    return table.reindex(
+        index=list(dict.fromkeys(scores["strategy"])), columns=list(dict.fromkeys(scores["task"]))
+    )
+
+
+def _write(result: BenchResult, text: str, output_dir: str | os.PathLike[str]) -> list[str]:
+    os.makedirs(output_dir, exist_ok=True)
+    paths = []
+    for name, content in (
+        ("bench.txt", text + "\n"),
+        ("scores.csv", result.scores.to_csv(index=False)),
+        ("summary.csv", result.summary.to_csv()),
+        ("keep.csv", result.keep.to_csv()),
+    ):
+        path = os.path.join(output_dir, name)
+        with open(path, "w") as f:
+            f.write(content)
+        paths.append(path)
+    for name, fig in result.figures.items():
+        path = os.path.join(output_dir, f"{name}.png")
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    return paths
