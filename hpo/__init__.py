@@ -2,7 +2,9 @@
 
 The public API: the contracts (``Strategy``, ``Task``, ``Budget``, ``History``, ``Callback``,
 ``Recorder``), ``run`` (one strategy, one MLflow run), ``compare`` (strategies x seeds, one
-table), ``objective`` (the Optuna glue) and the MLflow and progress callbacks.
+table), ``bench`` (every strategy untuned on a suite of tasks, judged by anytime performance at
+equal spent compute), ``objective`` (the Optuna glue), ``DivergenceRule`` and the MLflow and
+progress callbacks.
 Strategies live in the ``strategies`` package, the trainer in ``trainers``.
 
 Example:
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from hpo import exceptions, testing
 from hpo._base import BaseStrategy
-from hpo._bench import SUITE, BenchResult, BenchTask, bench
+from hpo._bench import BenchResult, bench
 from hpo._budget import Budget
 from hpo._callbacks import Callback
 from hpo._compare import compare, format_table, plot_comparison, steps_to_target, summarize
@@ -31,6 +33,7 @@ from hpo._progress import ProgressPrinter
 from hpo._recorder import Recorder
 from hpo._run import run
 from hpo._strategy import Strategy
+from hpo._suite import SUITE, BenchTask
 from hpo._task import Task
 from hpo._tracking import MLflowCallback
 

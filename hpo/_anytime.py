@@ -195,6 +195,7 @@ def plot_anytime(
     ax = fig.subplots()
     top = max(budgets)
     grid = np.geomspace(1.0 / 16, top, 160)
+    grid[-1] = top  # exactly: a search that spent all of it must show there
     for i, (label, runs) in enumerate(histories.items()):
         if not runs:
             continue
@@ -209,15 +210,27 @@ def plot_anytime(
             mean = np.mean(curves, axis=0)  # NaN until every seed has a score
             lo, hi = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
         color = f"C{i % 10}"
-        ax.plot(grid, 100 * mean, color=color, ls=style, lw=1.6, label=label)
+        ax.plot(
+            grid,
+            100 * mean,
+            color=color,
+            ls=style,
+            lw=1.6,
+            label=label,
+            marker="o",
+            ms=3,
+            markevery=[len(grid) - 1],  # where each line ends (a search's answer may be a dot)
+        )
         ax.fill_between(grid, 100 * lo, 100 * hi, color=color, alpha=0.12, lw=0)
     for b in budgets:
         ax.axvline(b, color="0.6", lw=0.8, ls=":")
     ax.set_xscale("log", base=2)
     ax.set_xlim(1.0 / 16, top * 1.05)
-    ax.set_xlabel("optimizer steps spent, in runs (1 = one run of the task's epochs)")
+    ticks = [2.0**k for k in range(-4, int(math.log2(top)) + 1)]
+    ax.set_xticks(ticks, [f"{t:g}x" if t >= 1 else f"1/{1 / t:g}" for t in ticks])
+    ax.set_xlabel("optimizer steps spent, in runs (1x = one run of the task's epochs)")
     ax.set_ylabel("best validation accuracy so far (%)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=7, ncol=2)
     return fig

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpo._anytime import (
     BUDGETS,
@@ -27,7 +27,17 @@ from hpo._anytime import (
     summarize_anytime,
 )
 from hpo._budget import Budget
-from hpo._task import Task
+from hpo._suite import (
+    DEFAULT_STRATEGIES,
+    KEEP_BUDGET,
+    ONLINE,
+    QUICK_EPOCHS,
+    QUICK_SEEDS,
+    SUITE,
+    TUNED,
+    Factory,
+    bench_strategies,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,152 +45,7 @@ if TYPE_CHECKING:
 
     from hpo._history import History
     from hpo._strategy import Strategy
-
-#: A bench row: builds the strategy for a task, or ``None`` where it does not apply.
-Factory = Callable[[Task], "Strategy | None"]
-
-
-@dataclass(frozen=True)
-class BenchTask:
-    """One task of the suite.
-
-    Attributes:
-        name: Its name on the command line.
-        task: The training problem (its ``seed`` is replaced by each bench seed).
-        rewards: What the task rewards, in a few words.
-    """
-
-    name: str
-    task: Task
-    rewards: str
-
-
-def _task(**fields: Any) -> Task:
-    return Task(epochs=20, batch_size=100, **fields)
-
-
-#: The default suite: small tasks that reward different things, each 20 epochs at batch 100.
-SUITE: dict[str, BenchTask] = {
-    t.name: t
-    for t in (
-        BenchTask(
-            "mnist1d-cnn-adam",
-            _task(dataset="mnist1d", model="cnn", optimizer="adam"),
-            "the project's default task: Adam, where the default lr is already good",
-        ),
-        BenchTask(
-            "mnist1d-cnn-momentum",
-            _task(dataset="mnist1d", model="cnn", optimizer="momentum"),
-            "momentum SGD: a sharper lr optimum and a decay that pays",
-        ),
-        BenchTask(
-            "mnist1d-mlp-sgd",
-            _task(dataset="mnist1d", model="mlp", optimizer="sgd"),
-            "plain SGD on an MLP that learns slowly: large lrs pay, SGD-SA's home",
-        ),
-        BenchTask(
-            "digits-cnn-sgd",
-            _task(dataset="digits", model="cnn", optimizer="sgd"),
-            "plain SGD on 8x8 images: a second plain-SGD task, with few steps per epoch",
-        ),
-        BenchTask(
-            "digits-cnn-adam",
-            _task(dataset="digits", model="cnn", optimizer="adam"),
-            "Conv2d on 8x8 images, 13 steps per epoch: little time to search",
-        ),
-        BenchTask(
-            "digits-mlp-adam",
-            _task(dataset="digits", model="mlp", optimizer="adam"),
-            "an easy task that saturates: penalises strategies that break what works",
-        ),
-        BenchTask(
-            "mnist1d-convnet-momentum",
-            _task(
-                dataset="mnist1d",
-                model="convnet",
-                optimizer="momentum",
-                model_options={"base": 16},
-            ),
-            "BatchNorm (NOS's surrogate ConvNet, base 16): robust to lr, costly to branch",
-        ),
-    )
-}
-
-#: ``--quick``: the suite's tasks at 8 epochs, 2 seeds (about 4 minutes on 2 CPU cores).
-QUICK_EPOCHS = 8
-QUICK_SEEDS = 2
-#: Rows run on every task unless ``strategies`` says otherwise, in table order.
-DEFAULT_STRATEGIES = (
-    "constant",
-    "one-cycle",
-    "constant-grid",
-    "one-cycle-grid",
-    "static-tpe",
-    "random-search",
-    "pbt",
-    "hyperdyn",
-    "hyperdyn-paper",
-    "sgd-sa",
-    "sgd-sa-paper",
-    "distancing",
-)
-#: The online strategies at their defaults and the tuned baselines, for the "earning its
-#: keep" verdict (``BenchResult.keep``).
-ONLINE = ("random-search", "pbt", "hyperdyn", "sgd-sa", "epoch-bo")
-TUNED = ("constant-grid", "one-cycle-grid")
-#: The verdict compares the online strategies at this budget with the tuned grids at theirs.
-KEEP_BUDGET = 2.0
-GRID_POINTS = 5  # the tuned baselines' lr grid: default lr x 10^(-1, -1/2, 0, 1/2, 1)
-
-
-def bench_strategies() -> dict[str, Factory]:
-    """The bench's rows by name: the baselines, the tuned baselines (what tuning costs a user,
-    counted honestly), every online strategy at its defaults and the papers' presets.
-
-    Any registered strategy name (``strategies.STRATEGIES``) is a row too, at its defaults.
-    """
-    from strategies import (
-        PBT,
-        SGDSA,
-        Constant,
-        Distancing,
-        Hyperdyn,
-        RandomSearch,
-        Schedule,
-        Static,
-    )
-    from trainers import DEFAULT_LRS
-
-    def grid(schedule: str) -> Factory:
-        def make(task: Task) -> Strategy | None:
-            lr = DEFAULT_LRS.get(task.optimizer)
-            if lr is None:  # a NOS optimizer: no default lr to centre the grid on
-                return None
-            return Static(
-                sampler="grid",
-                n_trials=GRID_POINTS,
-                lr_min=lr / 10,
-                lr_max=lr * 10,
-                schedule=schedule,
-            )
-
-        return make
-
-    return {
-        "constant": lambda task: Constant(),
-        "one-cycle": lambda task: Schedule(kind="one-cycle"),
-        "constant-grid": grid("constant"),
-        "one-cycle-grid": grid("one-cycle"),
-        "static-tpe": lambda task: Static(sampler="tpe", n_trials=8),
-        "random-search": lambda task: RandomSearch(),
-        "pbt": lambda task: PBT(),
-        "hyperdyn": lambda task: Hyperdyn(),
-        "hyperdyn-paper": lambda task: Hyperdyn(preset="paper"),
-        "sgd-sa": lambda task: SGDSA(),
-        # the paper's SGD-SA takes plain SGD steps; it refuses other optimizers
-        "sgd-sa-paper": lambda task: SGDSA(preset="paper") if task.optimizer == "sgd" else None,
-        "distancing": lambda task: Distancing(),
-    }
+    from hpo._task import Task
 
 
 @dataclass
@@ -367,8 +232,8 @@ def bench(
                 runs,
                 run_steps=run_steps,
                 chance=chance,
-                title=f"{name}: best validation accuracy within the steps spent "
-                f"(mean over {n_seeds} seeds; shaded: min–max)",
+                title=f"{name}: best validation accuracy within the steps spent\n"
+                f"(mean over {n_seeds} seeds; shaded: min–max; a diverged run counts as chance)",
                 budgets=budgets,
             )
         import pandas as pd
@@ -439,7 +304,16 @@ def _rows(strategies: Sequence[str] | Mapping[str, Factory] | None) -> dict[str,
         )
     if len(set(names)) != len(names):
         raise ValueError(f"`strategies` names a row twice: {names!r}.")
-    return {n: known[n] if n in known else (lambda task, cls=STRATEGIES[n]: cls()) for n in names}
+    return {n: known[n] if n in known else _at_defaults(STRATEGIES[n]) for n in names}
+
+
+def _at_defaults(cls: type) -> Factory:
+    """A row of a registered strategy at its defaults, on every task."""
+
+    def make(task: Task) -> Strategy:
+        return cls()  # type: ignore[no-any-return]
+
+    return make
 
 
 def _prefixed(progress: Callable[[str], None], prefix: str) -> Callable[[str], None]:

@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_run(sub)
     _add_compare(sub)
     _add_study(sub)
+    _add_bench(sub)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -361,6 +362,102 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(
             f"MLflow parent run {table.attrs['mlflow_run_id']} in experiment "
             f"{args.experiment!r} at {tracking}"
+        )
+        print(f"  browse: mlflow ui --backend-store-uri {tracking}")
+    return 0
+
+
+# =============================================================================================
+# hpo bench
+# =============================================================================================
+
+
+def _add_bench(sub: Any) -> None:
+    from hpo._suite import DEFAULT_STRATEGIES, QUICK_EPOCHS, QUICK_SEEDS, SUITE, bench_strategies
+
+    p = sub.add_parser(
+        "bench",
+        help="every strategy untuned on a suite of small tasks, judged at equal spent compute",
+        description="Run every strategy at its defaults, beside the baselines a user would pay "
+        "for (a constant lr and a one-cycle schedule tuned over a 5-point grid, TPE over 8 "
+        "runs), on a fixed suite of small tasks and several seeds; print each task's table, "
+        "the anytime performance (best validation accuracy within 1x, 2x, 4x, 8x one run's "
+        "steps, normalised per task) and whether the online strategies earn their keep. Logs "
+        "one MLflow parent run and writes the tables and plots.",
+        formatter_class=_Help,
+    )
+    p.add_argument(
+        "--tasks",
+        default=None,
+        help=f"comma-separated tasks of the suite: {', '.join(SUITE)} (default: all)",
+    )
+    p.add_argument(
+        "--strategies",
+        default=None,
+        help="comma-separated rows: "
+        + ", ".join(bench_strategies())
+        + ", or any registered strategy at its defaults (default: "
+        + ",".join(DEFAULT_STRATEGIES)
+        + ")",
+    )
+    p.add_argument("--seeds", type=int, default=None, help="seeds per task (default: 5)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_EPOCHS} epochs and {QUICK_SEEDS} seeds per task (a few minutes on 2 cores)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs of one run (default: the suite's 20)"
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="where the tables and plots go (default: ./hpo-output/bench-TIME)",
+    )
+    _add_tracking_options(p)
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import time
+
+    from hpo._bench import bench
+
+    tasks = None if args.tasks is None else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    rows = (
+        None
+        if args.strategies is None
+        else [n.strip() for n in args.strategies.split(",") if n.strip()]
+    )
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, but got {args.seeds}")
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, but got {args.epochs}")
+    out = args.output_dir or os.path.join("hpo-output", time.strftime("bench-%Y%m%d-%H%M%S"))
+    tracking: Any = False if args.no_tracking else _tracking_uri(args)
+    try:
+        result = bench(
+            tasks,
+            rows,
+            seeds=args.seeds,
+            quick=args.quick,
+            epochs=args.epochs,
+            device=args.device,
+            tracking=tracking,
+            experiment=args.experiment,
+            output_dir=out,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except ValueError as err:  # a bad --tasks or --strategies name
+        raise UsageError(str(err)) from err
+    print()
+    print(result.format())
+    print(f"\nbench took {result.seconds / 60:.1f} min; tables and plots in {out}")
+    if result.mlflow_run_id:
+        print(
+            f"MLflow parent run {result.mlflow_run_id} in experiment {args.experiment!r} at "
+            f"{tracking}"
         )
         print(f"  browse: mlflow ui --backend-store-uri {tracking}")
     return 0

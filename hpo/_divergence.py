@@ -24,11 +24,13 @@ class DivergenceRule:
     1. its training or validation loss is not finite;
     2. its mean training loss exceeds ``loss_factor`` :math:`\cdot L_0` (a finite loss that
        exploded: Adam at lr 1e6 ends with losses around 1e27 and accuracy at chance);
-    3. its validation accuracy is within ``chance_margin`` of :math:`c` after the run had
-       learned, i.e. its best validation accuracy so far reached
-       :math:`c + \text{learned} \cdot (1 - c)`.
+    3. its validation accuracy has been within ``chance_margin`` of :math:`c` for
+       ``chance_epochs`` epochs in a row after the run had learned, i.e. after its best
+       validation accuracy reached :math:`c + \text{learned} \cdot (1 - c)`.
 
-    Rule 3 never fires on a run that has not learned yet: a slow start is not a divergence.
+    Rule 3 never fires on a run that has not learned yet (a slow start is not a divergence),
+    nor on one that falls to chance for an epoch and recovers: SGD-SA at the paper's
+    temperature can do that and still end at 94 %.
 
     Args:
         loss_factor: How many times the initial validation loss the training loss may reach,
@@ -36,26 +38,39 @@ class DivergenceRule:
         chance_margin: How close to chance (a fraction) counts as "at chance", >= 0.
         learned: How far from chance the best accuracy must have been (a fraction of the way
             from chance to 100 %) for rule 3 to apply, in (0, 1]; ``1`` all but turns it off.
+        chance_epochs: How many epochs in a row at chance rule 3 waits for, >= 1.
 
     Example:
         >>> rule = DivergenceRule()
         >>> rule.reason(train_loss=3e27, val_loss=3e27, val_acc=0.1, best_val_acc=0.1,
         ...             initial_loss=2.3, chance=0.1)
         'training loss 3e+27 exploded (> 10 x the initial 2.3)'
-        >>> rule.reason(train_loss=2.3, val_loss=2.3, val_acc=0.11, best_val_acc=0.85,
-        ...             initial_loss=2.3, chance=0.1)
-        'validation accuracy fell back to chance (11.0%, chance 10.0%) after reaching 85.0%'
+        >>> why = rule.reason(train_loss=2.3, val_loss=2.3, val_acc=0.11, best_val_acc=0.85,
+        ...                   initial_loss=2.3, chance=0.1, epochs_at_chance=3)
+        >>> why.split(" (")[0]
+        'validation accuracy back at chance for 3 epochs'
     """
 
     loss_factor: float = 10.0
     chance_margin: float = 0.02
     learned: float = 0.25
+    chance_epochs: int = 3
 
     def __post_init__(self) -> None:
         owner = "DivergenceRule"
         check_range(owner, "loss_factor", self.loss_factor, 1.0, low_closed=False)
         check_range(owner, "chance_margin", self.chance_margin, 0.0, 1.0)
         check_range(owner, "learned", self.learned, 0.0, 1.0, low_closed=False)
+        check_range(owner, "chance_epochs", self.chance_epochs, 1, integer=True)
+
+    def at_chance(self, val_acc: float, best_val_acc: float, chance: float) -> bool:
+        """Whether an epoch counts toward rule 3: at chance, after the run had learned."""
+        return (
+            math.isfinite(chance)
+            and math.isfinite(best_val_acc)
+            and best_val_acc >= chance + self.learned * (1.0 - chance)
+            and val_acc <= chance + self.chance_margin
+        )
 
     def reason(
         self,
@@ -66,6 +81,7 @@ class DivergenceRule:
         best_val_acc: float,
         initial_loss: float,
         chance: float,
+        epochs_at_chance: int = 1,
     ) -> str | None:
         """Why an epoch diverged, in words; ``None`` when it did not.
 
@@ -77,6 +93,7 @@ class DivergenceRule:
                 none).
             initial_loss: The validation loss of the initial weights (NaN: rule 2 is off).
             chance: The chance accuracy (NaN: rule 3 is off).
+            epochs_at_chance: Epochs in a row, this one included, that were ``at_chance``.
         """
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             return "non-finite loss"
@@ -85,15 +102,12 @@ class DivergenceRule:
                 f"training loss {train_loss:.3g} exploded "
                 f"(> {self.loss_factor:g} x the initial {initial_loss:.3g})"
             )
-        if (
-            math.isfinite(chance)
-            and math.isfinite(best_val_acc)
-            and best_val_acc >= chance + self.learned * (1.0 - chance)
-            and val_acc <= chance + self.chance_margin
+        if epochs_at_chance >= self.chance_epochs and self.at_chance(
+            val_acc, best_val_acc, chance
         ):
             return (
-                f"validation accuracy fell back to chance ({val_acc:.1%}, chance {chance:.1%}) "
-                f"after reaching {best_val_acc:.1%}"
+                f"validation accuracy back at chance for {epochs_at_chance} epochs "
+                f"({val_acc:.1%}, chance {chance:.1%}) after reaching {best_val_acc:.1%}"
             )
         return None
 
@@ -123,14 +137,18 @@ class DivergenceMonitor:
         self.initial_loss = trainer.evaluate().loss
         self.chance = trainer.data.chance_accuracy("val")
         self.best_val_acc = math.nan
+        self.epochs_at_chance = 0
 
     def reset(self) -> None:
         """Forget the best accuracy seen (a new trajectory from the same initial weights)."""
         self.best_val_acc = math.nan
+        self.epochs_at_chance = 0
 
     def check(self, *, train_loss: float, val_loss: float, val_acc: float) -> str | None:
         """The reason this epoch diverged, or ``None``; a sound epoch updates the best
         accuracy seen."""
+        at_chance = self.rule.at_chance(val_acc, self.best_val_acc, self.chance)
+        self.epochs_at_chance = self.epochs_at_chance + 1 if at_chance else 0
         why = self.rule.reason(
             train_loss=train_loss,
             val_loss=val_loss,
@@ -138,6 +156,7 @@ class DivergenceMonitor:
             best_val_acc=self.best_val_acc,
             initial_loss=self.initial_loss,
             chance=self.chance,
+            epochs_at_chance=self.epochs_at_chance,
         )
         if why is None and math.isfinite(val_acc) and not val_acc <= self.best_val_acc:
             self.best_val_acc = val_acc

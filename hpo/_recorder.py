@@ -41,8 +41,8 @@ class Recorder:
             population of trainers).
         divergence: When an epoch counts as diverged (``hpo.DivergenceRule``: a non-finite
             loss, a training loss above 10x the initial validation loss, or validation
-            accuracy back at chance after the run had learned). The initial weights are
-            evaluated once when the block is entered, for the initial loss.
+            accuracy back at chance for 3 epochs after the run had learned). The initial
+            weights are evaluated once when the block is entered, for the initial loss.
 
     Example:
         >>> import hpo

@@ -24,13 +24,15 @@ class MetropolisSampler(Generic[Move]):
         p = \min\bigl(1, e^{-\Delta / T}\bigr),
 
     so improving moves are always accepted; a non-finite ``delta`` (NaN or inf) is always
-    rejected. ``cool()`` multiplies the temperature by ``cooling``. The sampler counts
-    proposals, acceptances, the clipped probabilities and the accepted moves until
+    rejected. ``cool()`` multiplies the temperature by ``cooling``; ``temperature_for`` sets a
+    temperature from data instead. The sampler counts proposals, acceptances, the clipped
+    probabilities, the accepted moves and the (finite) worsening deltas until
     ``reset_stats()``.
 
     Args:
         moves: The neighbourhood, non-empty.
-        t0: The initial temperature, > 0 (in the units of ``delta``).
+        t0: The initial temperature, >= 0 (in the units of ``delta``); 0 is greedy (every
+            worsening move is rejected).
         cooling: The cooling factor, in (0, 1).
         rng: The random stream of proposals and acceptance draws.
 
@@ -53,7 +55,7 @@ class MetropolisSampler(Generic[Move]):
     ) -> None:
         if len(moves) == 0:
             raise ValueError("MetropolisSampler.`moves` must not be empty.")
-        check_range("MetropolisSampler", "t0", t0, 0.0, low_closed=False)
+        check_range("MetropolisSampler", "t0", t0, 0.0)
         check_range(
             "MetropolisSampler", "cooling", cooling, 0.0, 1.0, low_closed=False, high_closed=False
         )
@@ -73,6 +75,8 @@ class MetropolisSampler(Generic[Move]):
             return 0.0
         if delta <= 0:
             return 1.0
+        if self.temperature <= 0.0:
+            return 0.0
         return math.exp(-delta / self.temperature)
 
     def accept(self, delta: float, move: Move | None = None) -> bool:
@@ -84,6 +88,8 @@ class MetropolisSampler(Generic[Move]):
         if not delta <= 0:  # a worsening move (or a non-finite one)
             self.worsening += 1
             self.worsening_probability_sum += p
+            if math.isfinite(delta):
+                self.worsening_deltas.append(delta)
         if accepted:
             self.accepted += 1
             if move is not None:
@@ -102,6 +108,7 @@ class MetropolisSampler(Generic[Move]):
         self.worsening = 0
         self.worsening_probability_sum = 0.0
         self.accepted_moves: list[Move] = []
+        self.worsening_deltas: list[float] = []
 
     @property
     def acceptance_rate(self) -> float:
@@ -123,3 +130,43 @@ class MetropolisSampler(Generic[Move]):
     def worsening_share(self) -> float:
         """The share of proposals that worsened the objective."""
         return self.worsening / self.proposed if self.proposed else math.nan
+
+
+def temperature_for(deltas: Sequence[float], acceptance: float) -> float:
+    r"""The temperature at which worsening moves of sizes ``deltas`` are accepted with mean
+    probability ``acceptance``: the :math:`T` solving
+
+    .. math::
+        rac{1}{n} \sum_i e^{-\Delta_i / T} = p,
+
+    found by bisection on :math:`\log T` (the left side increases with :math:`T`). This is how
+    SGD-SA's default temperature is set from data, whatever the loss scale and batch size.
+
+    Args:
+        deltas: Worsening deltas, each > 0 (others are ignored).
+        acceptance: The mean acceptance probability wanted, in (0, 1).
+
+    Returns:
+        The temperature (in the units of the deltas); NaN when no delta is usable.
+
+    Example:
+        >>> round(temperature_for([1.0], 0.5), 6)  # e^(-1/T) = 1/2
+        1.442695
+        >>> t = temperature_for([0.1, 1.0, 10.0], 0.2)
+        >>> round(sum(math.exp(-d / t) for d in (0.1, 1.0, 10.0)) / 3, 6)
+        0.2
+    """
+    check_range(
+        "temperature_for", "acceptance", acceptance, 0.0, 1.0, low_closed=False, high_closed=False
+    )
+    d = np.array([x for x in deltas if math.isfinite(x) and x > 0], dtype=float)
+    if d.size == 0:
+        return math.nan
+    lo, hi = math.log(d.min()) - 40.0, math.log(d.max()) + 40.0
+    for _ in range(100):  # the bracket is ~80 wide in log T: 2^-100 of it is exact enough
+        mid = 0.5 * (lo + hi)
+        if np.exp(-d / math.exp(mid)).mean() < acceptance:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))

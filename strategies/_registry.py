@@ -17,7 +17,7 @@ _ENTRIES: dict[str, tuple[str, str]] = {
     "random-search": ("strategies._random_search", "RandomSearch"),
     "pbt": ("strategies._pbt", "PBT"),
     "distancing": ("strategies._distancing", "Distancing"),
-    "sgd-sa": ("strategies._sgd_sa", "SGDSA"),
+    "sgd-sa": ("strategies._sgd_sa._strategy", "SGDSA"),
     "hyperdyn": ("strategies._hyperdyn._strategy", "Hyperdyn"),
     "epoch-bo": ("strategies._hyperdyn._strategy", "EpochBO"),
     "nos-evaluation": ("strategies._nos._evaluation", "NOSEvaluation"),

@@ -42,6 +42,9 @@ def main() -> None:
     p = parser(__doc__)
     add_task_arguments(p, epochs=30, optimizer="momentum")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument(
+        "--robust", action="store_true", help="also run Hyperdyn's default (robust) preset"
+    )
     add_tuning_arguments(p, grid="0.01,0.03,0.1,0.3")
     add_tracking_arguments(p, "hpo-output/hyperdyn-vs-manual")
     args = p.parse_args()
@@ -68,16 +71,21 @@ def main() -> None:
     strategies = {
         "manual-step": Schedule(kind="step", lr=step_lr, milestones=HE_MILESTONES),
         "static-best": Constant(lr=const_lr),
-        "hyperdyn": Hyperdyn(hyperparameters=tuned),
-        "epoch-bo": EpochBO(hyperparameters=tuned),
+        # the paper's algorithm as published (the README's table); `--robust` adds the
+        # project's default preset as a row
+        "hyperdyn": Hyperdyn(preset="paper", hyperparameters=tuned),
+        "epoch-bo": EpochBO(preset="paper", hyperparameters=tuned),
         "random-5x": RandomSearch(n_candidates=10),
         "hyperdyn+": Hyperdyn(
+            preset="paper",
             hyperparameters=tuned,
             switch_to="better-branch",
             incumbent="last-epoch",
             random_start_outcome="difference",
         ),
     }
+    if args.robust:
+        strategies["hyperdyn-robust"] = Hyperdyn(hyperparameters=tuned)
     table = compare(args, task, strategies, run_name="hyperdyn-vs-manual", baseline="manual-step")
     show(
         table,

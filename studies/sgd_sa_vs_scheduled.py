@@ -38,14 +38,19 @@ def main() -> None:
     add_task_arguments(p, epochs=100)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--loss-mode", default="eval", choices=("eval", "train"))
+    p.add_argument(
+        "--robust", action="store_true", help="also run SGD-SA's default (robust) preset"
+    )
     add_tracking_arguments(p, "hpo-output/sgd-sa-vs-scheduled")
     args = p.parse_args()
 
     task = task_from(args, optimizer="sgd")
     strategies = {
         "scheduled-sgd": Schedule(kind="step", lr=0.1, milestones=(0.3, 0.7), gamma=0.1),
-        "sgd-sa": SGDSA(loss_mode=args.loss_mode),
+        "sgd-sa": SGDSA(preset="paper", loss_mode=args.loss_mode),  # the paper's Algorithm 2
     }
+    if args.robust:
+        strategies["sgd-sa-robust"] = SGDSA()  # the project's default preset
     table = compare(args, task, strategies, run_name="sgd-sa-vs-scheduled")
     histories = table.attrs["histories"]
 

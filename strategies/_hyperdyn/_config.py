@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from hpo._validation import check_choice, check_lr_bounds, check_range
 from strategies._util import FROM_PRESET, fill_preset
@@ -62,8 +62,8 @@ class HyperdynConfig:
             (robust): ``lr_relative[0]`` x the optimizer's lr at the start of the run (its
             default lr).
         lr_max: *Preset.* Upper end, > ``lr_min``; ``None``: ``lr_relative[1]`` x that lr.
-        lr_relative: The range, as multiples of the optimizer's starting lr, when ``lr_min``
-            and ``lr_max`` are ``None``.
+        lr_relative: The range, as multiples of the optimizer's starting lr, for the bounds
+            that are ``None``.
         momentum_bounds: Range of the momentum coefficient.
         beta1_bounds: Range of Adam's beta1.
         beta2_bounds: Range of Adam's beta2.
@@ -113,6 +113,9 @@ class HyperdynConfig:
         seed: Seeds Random-Start, the trend test's draws and the optimiser (with the task's seed).
     """
 
+    #: What each preset sets (a field given explicitly overrides its preset).
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+
     preset: str = "robust"
     hyperparameters: tuple[str, ...] = ("lr",)
     lr_min: float | None = FROM_PRESET  # paper: 1e-4 (the issue's search space)
@@ -137,7 +140,7 @@ class HyperdynConfig:
     incumbent: str = FROM_PRESET
     switch_to: str = FROM_PRESET  # paper: Algorithm 4, line 12
     patience: int | None = FROM_PRESET
-    lost_margin: float = 0.01
+    lost_margin: float = 0.05
     widen: bool = FROM_PRESET
     widen_factor: float = math.sqrt(10.0)  # half a decade
     max_widenings: int = 4
@@ -162,13 +165,11 @@ class HyperdynConfig:
             )
         if ("beta1" in self.hyperparameters) != ("beta2" in self.hyperparameters):
             raise ValueError(f"{owner}: tune 'beta1' and 'beta2' together (Adam's betas).")
-        if (self.lr_min is None) != (self.lr_max is None):
-            raise ValueError(
-                f"{owner}: give both `lr_min` and `lr_max`, or neither (a range relative to the "
-                f"optimizer's lr), but got lr_min={self.lr_min!r}, lr_max={self.lr_max!r}."
-            )
-        if self.lr_min is not None:
+        if self.lr_min is not None and self.lr_max is not None:
             check_lr_bounds(owner, self.lr_min, self.lr_max)
+        for name in ("lr_min", "lr_max"):  # one bound given: the other is relative
+            if getattr(self, name) is not None:
+                check_range(owner, name, getattr(self, name), 0.0, low_closed=False)
         lo, hi = self.lr_relative
         object.__setattr__(self, "lr_relative", (float(lo), float(hi)))
         check_range(owner, "lr_relative", lo, 0.0, low_closed=False)

@@ -15,19 +15,18 @@ from hpo._recorder import nan_eval
 from strategies._hyperdyn._config import EpochBOConfig, HyperdynConfig
 from strategies._hyperdyn._model import DTYPE
 from strategies._hyperdyn._model import suggest as bo_suggest
+from strategies._hyperdyn._space import Space, decode, encode, widen
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
 from strategies._util import finite_or_worst
 from strategies._util import format_hyperparameters as _fmt
+
+_LOSS_FLOOR = -1.0  # the loss outcome of a branch whose loss grew e-fold or broke
 
 if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
 
     from trainers import EpochResult, EvalResult, Snapshot, Trainer
-
-#: A search space: one ``(low, high, log-scale)`` per tuned hyperparameter, lr first.
-Space = list[tuple[float, float, bool]]
-_EDGE = 0.01  # a suggestion this close to a bound of the unit cube is "on the bound"
 
 
 class Hyperdyn(BaseStrategy):
@@ -124,7 +123,7 @@ class Hyperdyn(BaseStrategy):
             best_snap: Snapshot | None = None
             for i in range(cfg.n_random_start):
                 x = rng.uniform(size=d).tolist()
-                hp = _decode(x, space, cfg.hyperparameters)
+                hp = decode(x, space, cfg.hyperparameters)
                 if i:
                     trainer.restore(start)
                 result, val = self._train(trainer, hp)
@@ -141,6 +140,8 @@ class Hyperdyn(BaseStrategy):
                     + f" -> val {val.acc:.1%}"
                     + (f", loss {val.loss:.3g}" if cfg.outcome == "loss" else ""),
                     hyperparameters=hp,
+                    val_acc=val.acc,
+                    val_loss=val.loss,
                 )
                 if best is None or self._beats(val, y, best[2], best[3]):
                     best = (hp, result, val, y)
@@ -177,7 +178,7 @@ class Hyperdyn(BaseStrategy):
                 )
                 gp_state = sugg.state
                 candidates = [eta] + [
-                    _decode(row.tolist(), space, cfg.hyperparameters) for row in sugg.x
+                    decode(row.tolist(), space, cfg.hyperparameters) for row in sugg.x
                 ]
 
                 # train every branch from one snapshot
@@ -192,7 +193,7 @@ class Hyperdyn(BaseStrategy):
                 ybranch = [self._outcome(kept_val, v) for _, v in outcomes]
                 for hp, y in zip(candidates, ybranch):
                     H.append(hp)
-                    X.append([*_encode(hp, space, cfg.hyperparameters), t_unit])
+                    X.append([*encode(hp, space, cfg.hyperparameters), t_unit])
                     Y.append(y)
                     T.append(t)
 
@@ -206,8 +207,8 @@ class Hyperdyn(BaseStrategy):
                     unit=cfg.accuracy_unit,
                 )
                 keep = check_accuracy_trend(log_p, float(rng.random()))
-                lost = lost + 1 if max(ybranch[1:]) - ybranch[0] > cfg.lost_margin else 0
-                forced = cfg.patience is not None and lost >= cfg.patience
+                streak = lost + 1 if max(ybranch[1:]) - ybranch[0] > cfg.lost_margin else 0
+                forced = cfg.patience is not None and streak >= cfg.patience
                 if keep and not forced:
                     chosen = 0
                 else:  # the suggestion's branch (q > 1: the best of them)
@@ -216,8 +217,7 @@ class Hyperdyn(BaseStrategy):
                         range(first, len(candidates)),
                         key=lambda j: (self._rank(outcomes[j][1]), -j),
                     )
-                if chosen:
-                    lost = 0
+                lost = 0 if chosen else streak
                 if chosen != len(candidates) - 1:
                     trainer.restore(branch_snaps[chosen])  # type: ignore[arg-type]
                 eta = candidates[chosen]
@@ -229,11 +229,17 @@ class Hyperdyn(BaseStrategy):
                 if forced and chosen:
                     note += f"; the kept lr lost {cfg.patience} epochs in a row"
                 if chosen and cfg.widen:
-                    widening = self._widen(space, sugg.x[chosen - 1, 0].item(), widened)
+                    widening = widen(
+                        space,
+                        sugg.x[chosen - 1, 0].item(),
+                        widened,
+                        factor=cfg.widen_factor,
+                        limit=cfg.max_widenings,
+                    )
                     if widening:  # the same points, in the wider range's unit cube
                         note += widening
                         X = [
-                            [*_encode(hp, space, cfg.hyperparameters), tt / horizon]
+                            [*encode(hp, space, cfg.hyperparameters), tt / horizon]
                             for hp, tt in zip(H, T)
                         ]
                 p = math.exp(log_p)
@@ -265,7 +271,7 @@ class Hyperdyn(BaseStrategy):
                     "val_acc_suggestion_branch": outcomes[1][1].acc,
                     "val_loss_current_branch": outcomes[0][1].loss,
                     "val_loss_suggestion_branch": outcomes[1][1].loss,
-                    "lost_epochs": float(lost),
+                    "lost_epochs": float(streak),
                     "lr_range_low": space[0][0],
                     "lr_range_high": space[0][1],
                     "gp_fit_seconds": sugg.fit_seconds,
@@ -325,30 +331,24 @@ class Hyperdyn(BaseStrategy):
         frac = min(max((t - 1) / (epochs - 2), 0.0), 1.0)
         return cfg.temperature * (cfg.temperature_final / cfg.temperature) ** frac
 
-    def _widen(self, space: Space, x_lr: float, widened: list[int]) -> str:
-        """Move the lr range's bound out when the winning suggestion sat on it; say so."""
-        cfg = self.config
-        lo, hi, log = space[0]
-        if x_lr <= _EDGE and widened[0] < cfg.max_widenings:
-            widened[0] += 1
-            lo, side = lo / cfg.widen_factor, "lower"
-        elif x_lr >= 1.0 - _EDGE and widened[1] < cfg.max_widenings:
-            widened[1] += 1
-            hi, side = hi * cfg.widen_factor, "upper"
-        else:
-            return ""
-        space[0] = (lo, hi, log)
-        return f"; it sat on the {side} bound: lr range widened to [{lo:.3g}, {hi:.3g}]"
-
     # ---------------------------------------------------------------- the search space
 
     def _space(self, base_lr: float) -> Space:
-        """The initial search space; the lr range relative to ``base_lr`` unless given."""
+        """The initial search space; lr bounds not given are relative to ``base_lr``.
+
+        Raises:
+            ValueError: The lr range is empty.
+        """
         cfg = self.config
-        if cfg.lr_min is None or cfg.lr_max is None:
-            lr = (base_lr * cfg.lr_relative[0], base_lr * cfg.lr_relative[1], True)
-        else:
-            lr = (cfg.lr_min, cfg.lr_max, True)
+        lo = base_lr * cfg.lr_relative[0] if cfg.lr_min is None else cfg.lr_min
+        hi = base_lr * cfg.lr_relative[1] if cfg.lr_max is None else cfg.lr_max
+        if not lo < hi:
+            raise ValueError(
+                f"{type(self).__name__}: the lr range [{lo:.3g}, {hi:.3g}] is empty (lr_min="
+                f"{cfg.lr_min!r}, lr_max={cfg.lr_max!r}, lr_relative={cfg.lr_relative!r} x the "
+                f"optimizer's lr {base_lr:.3g}); give both `lr_min` and `lr_max`."
+            )
+        lr = (lo, hi, True)
         table = {
             "momentum": (*cfg.momentum_bounds, False),
             "beta1": (*cfg.beta1_bounds, False),
@@ -426,31 +426,3 @@ class EpochBO(Hyperdyn):
     def suggest(cls, trial: optuna.Trial) -> EpochBO:
         """k, the Random-Start points."""
         return cls(n_random_start=trial.suggest_int("n_random_start", 2, 8))
-
-
-_LOSS_FLOOR = -1.0  # the loss outcome of a branch whose loss grew e-fold or broke
-
-
-def _decode(x: Sequence[float], space: Space, names: Sequence[str]) -> dict[str, float]:
-    """Hyperparameter values of a point of the unit cube (log-scale dimensions in log)."""
-    out = {}
-    for name, xi, (lo, hi, log) in zip(names, x, space):
-        xi = min(max(float(xi), 0.0), 1.0)
-        if log:
-            value = math.exp(math.log(lo) + xi * (math.log(hi) - math.log(lo)))
-        else:
-            value = lo + xi * (hi - lo)
-        out[name] = min(max(float(value), lo), hi)  # exact at the bounds
-    return out
-
-
-def _encode(values: dict[str, float], space: Space, names: Sequence[str]) -> list[float]:
-    """The point of the unit cube of hyperparameter values."""
-    out = []
-    for name, (lo, hi, log) in zip(names, space):
-        v = values[name]
-        if log:
-            out.append((math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo)))
-        else:
-            out.append((v - lo) / (hi - lo))
-    return out

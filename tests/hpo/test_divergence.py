@@ -34,12 +34,12 @@ class BreakAfter(hpo.BaseStrategy):
         return rec.history
 
 
-def test_back_at_chance_after_learning_is_diverged(boring_data):
-    task = hpo.testing.boring_task(epochs=8)
+def test_back_at_chance_after_learning_for_three_epochs_is_diverged(boring_data):
+    task = hpo.testing.boring_task(epochs=12)
     history = hpo.run(task, BreakAfter(6), tracking=False, data=boring_data)
-    assert history.status == "diverged" and history.diverged_epoch == 7
-    assert "back to chance" in history.diverged_reason
-    assert history.epochs == 7 and history.best_epoch <= 6
+    assert history.status == "diverged" and history.diverged_epoch == 9  # epochs 7, 8, 9
+    assert "back at chance for 3 epochs" in history.diverged_reason
+    assert history.epochs == 9 and history.best_epoch <= 6
     chance = boring_data.chance_accuracy("val")
     assert history.best.val_acc >= chance + 0.25 * (1 - chance)  # it had learned
     assert math.isfinite(history.records[-1].val_loss)  # finite: only rule 3 could fire
@@ -66,14 +66,17 @@ def test_the_monitor_leaves_the_trajectory_untouched(boring_data):
         assert torch.equal(a, b)
 
 
-def test_the_monitor_tracks_the_best_accuracy_of_sound_epochs(boring_data):
+def test_a_dip_to_chance_that_recovers_is_not_a_divergence(boring_data):
     monitor = DivergenceMonitor(hpo.testing.boring_task().build_trainer(boring_data))
+    at_chance = {"train_loss": 1.0, "val_loss": 1.0, "val_acc": monitor.chance}
     assert monitor.check(train_loss=1.0, val_loss=1.0, val_acc=0.9) is None
-    assert monitor.best_val_acc == 0.9
-    assert "chance" in monitor.check(train_loss=1.0, val_loss=1.0, val_acc=monitor.chance)
-    assert monitor.best_val_acc == 0.9
+    assert monitor.check(**at_chance) is None and monitor.check(**at_chance) is None
+    assert monitor.check(train_loss=1.0, val_loss=1.0, val_acc=0.8) is None  # recovered
+    assert monitor.epochs_at_chance == 0 and monitor.best_val_acc == 0.9
+    assert monitor.check(**at_chance) is None and monitor.check(**at_chance) is None
+    assert "chance for 3 epochs" in monitor.check(**at_chance)
     monitor.reset()
-    assert monitor.check(train_loss=1.0, val_loss=1.0, val_acc=monitor.chance) is None
+    assert all(monitor.check(**at_chance) is None for _ in range(5))  # never learned
 
 
 @pytest.mark.parametrize(
@@ -82,6 +85,7 @@ def test_the_monitor_tracks_the_best_accuracy_of_sound_epochs(boring_data):
         pytest.param({"loss_factor": 1.0}, r"DivergenceRule.`loss_factor`", id="factor"),
         pytest.param({"chance_margin": -0.1}, r"DivergenceRule.`chance_margin`", id="margin"),
         pytest.param({"learned": 0.0}, r"DivergenceRule.`learned`", id="learned"),
+        pytest.param({"chance_epochs": 0}, r"DivergenceRule.`chance_epochs`", id="epochs"),
     ],
 )
 def test_bad_rule(kwargs, match):

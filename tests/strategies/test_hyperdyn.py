@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,15 +12,15 @@ from mlflow import MlflowClient
 
 import hpo
 from hpo.testing import StrategyTestSuite
-from strategies import EpochBO, Hyperdyn, TimeDecayKernel
+from strategies import EpochBO, Hyperdyn, HyperdynConfig, TimeDecayKernel
 from strategies._hyperdyn import build_gp, check_accuracy_trend, keep_log_probability
 from strategies._hyperdyn._model import suggest
 
 
 class TestHyperdyn(StrategyTestSuite):
-    @pytest.fixture
-    def strategy(self):
-        return Hyperdyn(n_random_start=2, num_restarts=2, raw_samples=16)
+    @pytest.fixture(params=["robust", "paper"])
+    def strategy(self, request):
+        return Hyperdyn(preset=request.param, n_random_start=2, num_restarts=2, raw_samples=16)
 
 
 class TestEpochBO(StrategyTestSuite):
@@ -202,13 +205,19 @@ def test_same_seed_same_trajectory_other_seed_other_trajectory(boring_data):
     assert lrs(0) != lrs(1)
 
 
-def test_random_start_keeps_the_best_of_k_and_pays_for_all():
+@pytest.mark.parametrize(
+    ("preset", "score"),
+    [
+        ("paper", lambda d: d.details["val_acc"]),  # Algorithm 3: the most accurate point
+        ("robust", lambda d: -d.details["val_loss"]),  # the lowest validation loss
+    ],
+)
+def test_random_start_keeps_the_best_of_k_and_pays_for_all(preset, score):
     task = hpo.testing.boring_task(epochs=1)
-    h = hpo.run(task, Hyperdyn(n_random_start=4), tracking=False)
+    h = hpo.run(task, Hyperdyn(preset=preset, n_random_start=4), tracking=False)
     starts = h.records[0].decisions
     assert len(starts) == 4 and all("random start" in d.reason for d in starts)
-    best = max(starts, key=lambda d: float(d.reason.rsplit("val ", 1)[1].rstrip("%")))
-    assert h.records[0].lr == best.lr
+    assert h.records[0].lr == max(starts, key=score).lr
     assert h.final.spent_steps == 4 * h.final.steps
 
 
@@ -367,3 +376,102 @@ def test_usable_by_name_and_from_an_optuna_objective(boring_data):
     )
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
     assert set(study.trials[0].params) == {"window", "temperature", "offset", "n_random_start"}
+
+
+# ---------------------------------------------------------------------------------------------
+# the presets: the paper's behaviour kept, the failures the issue measured fixed
+# ---------------------------------------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_the_paper_preset_reproduces_the_previous_behaviour_bit_for_bit():
+    """Recorded with the commit before the robust defaults landed (Hyperdyn() was the paper)."""
+    golden = json.loads((DATA / "paper_preset_runs.json").read_text())["hyperdyn"]
+    task = hpo.testing.boring_task(epochs=4, optimizer="momentum")
+    strategy = Hyperdyn(preset="paper", n_random_start=3, hyperparameters=("lr", "momentum"))
+    h = hpo.run(task, strategy, tracking=False)
+    for column in ("lr", "val_acc", "val_loss", "train_loss", "spent_steps"):
+        assert h.column(column) == golden[column], column
+    assert [d.reason for d in h.all_decisions] == golden["decisions"]
+
+
+def test_presets_fill_only_what_is_not_given():
+    paper = HyperdynConfig(preset="paper")
+    assert (paper.lr_min, paper.lr_max, paper.outcome, paper.patience) == (
+        1e-4,
+        1.0,
+        "accuracy",
+        None,
+    )
+    robust = HyperdynConfig()
+    assert (robust.lr_min, robust.outcome, robust.switch_to) == (None, "loss", "better-branch")
+    assert HyperdynConfig(preset="paper", patience=3).patience == 3
+    assert HyperdynConfig(**asdict(robust)) == robust  # the round trip keeps the values
+
+
+def test_random_start_at_chance_picks_by_the_loss_not_by_the_first_tie():
+    # the issue: every Random-Start point still at chance after one epoch, the tie broken
+    # arbitrarily (the first), the slowest lr kept
+    task = hpo.testing.boring_task(epochs=1)
+    options = {"n_random_start": 4, "lr_min": 1e-7, "lr_max": 1e-5, "seed": 2}
+    paper = hpo.run(task, Hyperdyn(preset="paper", **options), tracking=False)
+    starts = paper.records[0].decisions
+    assert len({d.details["val_acc"] for d in starts}) == 1  # all tied at chance
+    lowest_loss = min(starts, key=lambda d: d.details["val_loss"])
+    assert lowest_loss is not starts[0]
+    assert paper.records[0].lr == starts[0].lr  # the paper: the first of the ties
+    robust = hpo.run(task, Hyperdyn(**options), tracking=False)
+    assert robust.records[0].lr == lowest_loss.lr  # the tie-breaker: the lowest loss
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_an_lr_that_lost_clearly_for_patience_epochs_is_dropped_whatever_the_trend(patience):
+    # the issue: a slow lr kept by the trend test (accuracy rising slowly, p = 0.99) while the
+    # suggestion's branch did better epoch after epoch. T = 1e9, b = 0: the test always keeps
+    task = hpo.testing.boring_task(epochs=8)
+    options = {"n_random_start": 1, "lr_min": 1e-5, "lr_max": 0.05, "seed": 2}
+    stuck = hpo.run(
+        task, Hyperdyn(temperature=1e9, offset=0.0, patience=None, **options), tracking=False
+    )
+    assert set(stuck.column("lr")) == {stuck.records[0].lr}  # kept the slow lr throughout
+    assert stuck.records[-1].metrics["lost_epochs"] == 7  # while losing every epoch
+    h = hpo.run(
+        task, Hyperdyn(temperature=1e9, offset=0.0, patience=patience, **options), tracking=False
+    )
+    records = h.records[1:]
+    assert all(r.metrics["trend_keep"] == 1.0 for r in records)
+    for r in records:  # switched exactly when the streak of clearly lost epochs reached it
+        assert (r.metrics["kept"] == 0.0) == (r.metrics["lost_epochs"] >= patience)
+    switch = next(r for r in records if r.metrics["kept"] == 0.0)
+    assert switch.epoch == 1 + patience
+    assert f"lost {patience} epochs in a row" in switch.decisions[-1].reason
+    assert max(h.column("val_acc")) > max(stuck.column("val_acc"))
+
+
+def test_a_winning_suggestion_on_the_upper_bound_widens_the_range():
+    # a range whose top is below the good lrs: the suggestions creep up to the bound and win
+    task = hpo.testing.boring_task(epochs=8)
+    options = {"n_random_start": 2, "lr_min": 3e-4, "lr_max": 2e-3, "offset": math.inf}
+    h = hpo.run(task, Hyperdyn(**options), tracking=False)
+    widened = [d for d in h.all_decisions if "upper bound: lr range widened" in d.reason]
+    assert len(widened) == 1 and widened[0].lr == pytest.approx(2e-3)
+    assert h.info["lr_range"] == pytest.approx([3e-4, 2e-3 * math.sqrt(10.0)])
+    highs = h.column("lr_range_high")[1:]
+    assert highs[0] == pytest.approx(2e-3) and highs[-1] == pytest.approx(h.info["lr_range"][1])
+    fixed = hpo.run(task, Hyperdyn(widen=False, **options), tracking=False)
+    assert fixed.info["lr_range"] == pytest.approx([3e-4, 2e-3])
+    assert not any("widened" in d.reason for d in fixed.all_decisions)
+
+
+def test_the_lr_range_is_relative_to_the_optimizers_lr_unless_given(boring_data):
+    for optimizer, default in (("adam", 0.02), ("sgd", 0.3)):
+        task = hpo.testing.boring_task(epochs=2, optimizer=optimizer)
+        h = Hyperdyn(n_random_start=2, widen=False).run(
+            task.build_trainer(boring_data), task.budget()
+        )
+        assert h.info["lr_range"] == pytest.approx([default / 100, default * 10])
+    with pytest.raises(ValueError, match=r"lr range \[0.2, 0.2\] is empty"):
+        Hyperdyn(lr_min=0.2, lr_max=None).run(
+            hpo.testing.boring_task(epochs=2).build_trainer(boring_data), hpo.Budget(epochs=2)
+        )

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,13 +12,18 @@ from mlflow import MlflowClient
 import hpo
 from hpo.testing import CountAllocations, StrategyTestSuite
 from strategies import SGDSA, MetropolisSampler
+from strategies._metropolis import temperature_for
+
+DATA = Path(__file__).parent / "data"
 
 
 class TestSGDSA(StrategyTestSuite):
     task_options = {"optimizer": "sgd"}  # the paper's plain SGD: H holds lrs up to 0.9
 
-    @pytest.fixture(params=["eval", "train"])
+    @pytest.fixture(params=["eval", "train", "paper"])
     def strategy(self, request):
+        if request.param == "paper":
+            return SGDSA(preset="paper")
         return SGDSA(loss_mode=request.param)
 
 
@@ -129,7 +136,9 @@ def test_sampler_accepts_improvements_rejects_non_finite_and_cools():
 def cold_run() -> hpo.History:
     """SGD-SA at T ~ 0 on the boring task (2 epochs): only improving steps are kept."""
     return hpo.run(
-        hpo.testing.boring_task(optimizer="sgd", epochs=2), SGDSA(t0=1e-30), tracking=False
+        hpo.testing.boring_task(optimizer="sgd", epochs=2),
+        SGDSA(preset="paper", t0=1e-30),
+        tracking=False,
     )
 
 
@@ -190,7 +199,7 @@ def test_lr_momentum_moves_use_every_momentum_type():
 def test_the_error_objective_drives_the_acceptance(cold_run):
     task = hpo.testing.boring_task(optimizer="sgd", epochs=2)
     loss = cold_run
-    error = hpo.run(task, SGDSA(t0=1e-30, objective="error"), tracking=False)
+    error = hpo.run(task, SGDSA(preset="paper", t0=1e-30, objective="error"), tracking=False)
     # with T ~ 0 a step is kept iff it does not worsen the objective: on the minibatch's 0-1
     # error many steps tie (delta = 0, accepted), unlike on its loss
     assert (
@@ -262,8 +271,95 @@ def test_usable_by_name_and_from_optuna(boring_data):
             {"objective": "acc"}, r"SGDSAConfig.`objective` must be one of", id="objective"
         ),
         pytest.param({"loss_scale": 0.0}, r"SGDSAConfig.`loss_scale`", id="scale"),
+        pytest.param({"preset": "fast"}, r"SGDSAConfig.`preset` must be one of", id="preset"),
+        pytest.param(
+            {"lr_relative": ()}, r"SGDSAConfig.`lr_relative` \(the set H\)", id="empty-rel"
+        ),
+        pytest.param(
+            {"initial_acceptance": 1.0},
+            r"SGDSAConfig.`initial_acceptance` must be in \(0.0, 1.0\)",
+            id="p0",
+        ),
+        pytest.param(
+            {"initial_acceptance": 0.1, "final_acceptance": 0.5},
+            r"`final_acceptance` must be <= `initial_acceptance`",
+            id="p-order",
+        ),
+        pytest.param({"anneal_until": 0.0}, r"SGDSAConfig.`anneal_until`", id="until"),
+        pytest.param({"calibration_steps": 0}, r"SGDSAConfig.`calibration_steps`", id="cal"),
+        pytest.param({"calibration_deltas": 0}, r"SGDSAConfig.`calibration_deltas`", id="cal-d"),
     ],
 )
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SGDSA(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# the presets: the paper's behaviour kept, robust defaults for any optimizer
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_paper_preset_reproduces_the_previous_behaviour_bit_for_bit():
+    """Recorded with the commit before the robust defaults landed (SGDSA() was the paper)."""
+    golden = json.loads((DATA / "paper_preset_runs.json").read_text())["sgd-sa"]
+    task = hpo.testing.boring_task(epochs=3, optimizer="sgd")
+    h = hpo.run(task, SGDSA(preset="paper"), tracking=False)
+    for column in ("lr", "val_acc", "val_loss", "train_loss", "spent_steps"):
+        assert h.column(column) == golden[column], column
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_the_paper_preset_refuses_a_stateful_optimizer_with_a_clear_error(optimizer):
+    # the issue: with momentum or Adam the paper's H (lrs up to 0.9) ended at chance, silently
+    task = hpo.testing.boring_task(optimizer=optimizer)
+    with pytest.raises(ValueError, match=r"preset='paper'.*plain SGD.*optimizer='sgd'"):
+        hpo.run(task, SGDSA(preset="paper"), tracking=False)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_the_default_scales_h_to_the_optimizer_and_does_not_collapse(boring_data, optimizer):
+    task = hpo.testing.boring_task(optimizer=optimizer, epochs=4)
+    trainer = task.build_trainer(boring_data)
+    h = SGDSA().run(trainer, task.budget())
+    default = task.build_trainer(boring_data).lr
+    assert h.info["lrs"] == pytest.approx([default * 3 ** (k / 4) for k in range(-4, 5)])
+    assert h.status == "finished"
+    chance = boring_data.chance_accuracy("val")
+    assert max(h.column("val_acc")) > chance + 0.08  # it learns (4 short epochs)
+
+
+@pytest.mark.parametrize("acceptance", [0.3, 0.6, 0.9])
+def test_the_calibrated_t0_gives_the_stated_initial_acceptance(acceptance):
+    # Adam at 10-30x its lr on minibatches of 20: about half the moves worsen the loss from
+    # the start, so T0 is set after the 10 greedy steps from their 10 worsening deltas
+    task = hpo.testing.boring_task(optimizer="adam", epochs=1, batch_size=20)
+    strategy = SGDSA(lr_relative=(10.0, 30.0), initial_acceptance=acceptance)
+    h = hpo.run(task, strategy, tracking=False)
+    calibration = h.info["calibration"]
+    assert calibration["steps"] == 10 and calibration["deltas"] == 10
+    # the worsening moves proposed after the calibration, in the same epoch
+    assert calibration["worsening_acceptance_after"] == pytest.approx(acceptance, abs=0.1)
+
+
+@pytest.mark.parametrize("acceptance", [0.1, 0.5, 0.9])
+def test_temperature_for_hits_the_acceptance_on_its_deltas_and_on_fresh_ones(acceptance):
+    rng = np.random.default_rng(0)
+    first = rng.lognormal(-3.0, 1.0, size=10)
+    t = temperature_for(first, acceptance)
+    assert np.exp(-first / t).mean() == pytest.approx(acceptance, abs=1e-9)
+    fresh = rng.lognormal(-3.0, 1.0, size=20_000)  # the same law: the rate generalises
+    assert np.exp(-fresh / t).mean() == pytest.approx(acceptance, abs=0.1)
+    assert math.isnan(temperature_for([0.0, -1.0, math.inf], acceptance))
+
+
+def test_the_target_acceptance_falls_to_the_final_one_over_the_run():
+    task = hpo.testing.boring_task(optimizer="adam", epochs=4, batch_size=20)
+    strategy = SGDSA(lr_relative=(10.0, 30.0), initial_acceptance=0.8, final_acceptance=0.05)
+    h = hpo.run(task, strategy, tracking=False)
+    targets = h.column("target_acceptance")
+    assert targets[0] == pytest.approx(0.8) and targets[-1] == pytest.approx(0.8 * 0.0625**0.75)
+    assert all(a > b for a, b in zip(targets, targets[1:]))
+    temps = h.column("temperature")
+    assert temps[0] == 0.0  # greedy until calibrated
+    assert all(t > 0 for t in temps[1:])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -14,8 +13,8 @@ import torch
 from torch import Tensor
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
-from hpo._validation import check_choice, check_range
-from strategies._metropolis import MetropolisSampler
+from strategies._metropolis import MetropolisSampler, temperature_for
+from strategies._sgd_sa._config import MOMENTUM_TYPES, SGDSAConfig
 from strategies._undo import StepUndo
 
 if TYPE_CHECKING:
@@ -24,75 +23,6 @@ if TYPE_CHECKING:
 
     from trainers import EpochResult, StepStats, Trainer
     from trainers._trainer import StepFn
-
-#: The paper's H: 14 learning rates, deliberately including large, risky ones.
-PAPER_LRS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.09, 0.08, 0.07, 0.06, 0.05)
-MOMENTUM_TYPES = ("none", "momentum", "nesterov")
-
-
-@dataclass(frozen=True, kw_only=True)
-class SGDSAConfig:
-    r"""Configuration of ``SGDSA``; the defaults are the paper's.
-
-    **Temperature unit.** The worsening is :math:`\Delta = (L_1 - L_0) \cdot` ``loss_scale``,
-    with :math:`L` the minibatch's mean cross-entropy. The authors' code divides the mean loss
-    by the batch size, so their :math:`T_0 = 1` at batch size 512 is a temperature of 512 in
-    mean cross-entropy units; ``loss_scale = 1/512`` (the default) keeps that meaning whatever
-    the batch size. With ``loss_scale = 1`` temperatures are in mean cross-entropy (then
-    :math:`T_0 = 512` is the paper's start, and 0.8 per epoch brings it to ~1 around epoch 28).
-
-    Args:
-        lrs: H, the learning rates a step may take; non-empty, each > 0.
-        t0: The initial temperature, > 0 (in units of ``loss_scale`` x mean cross-entropy).
-        cooling: The cooling factor α, in (0, 1).
-        cooling_per: Cool once per ``epoch`` (the paper) or after every ``step``.
-        loss_scale: Multiplies the loss difference before the test (see above), > 0.
-        loss_mode: How the two losses are measured, the same way for both: ``eval`` — a
-            separate no-grad forward in eval mode at :math:`w` and at :math:`w_{new}` (the
-            authors' code; two extra forwards per step); ``train`` — :math:`L_0` from the
-            training forward, :math:`L_1` from a train-mode forward at :math:`w_{new}` with the
-            BatchNorm buffers put back afterwards (one extra forward).
-        moves: ``lr`` (the paper), or ``lr-momentum``: moves over (lr, momentum type) pairs,
-            the type one of none / momentum / Nesterov (the paper's proposed extension).
-        momentum: The momentum coefficient of ``lr-momentum`` moves, in [0, 1).
-        objective: What the acceptance test compares: the minibatch ``loss`` (the paper) or its
-            0-1 ``error`` (the paper's follow-up idea: a non-differentiable acceptance objective).
-        end_on: The weights the trainer holds at the end: the ``final`` ones, or the ``best``
-            on the validation split at the end of any epoch (the paper's output). Both are scored
-            on the test split either way.
-        seed: Seeds the lr draws and the acceptance tests (with the task's seed); the paper
-            proposes tuning it in an outer random search.
-    """
-
-    lrs: tuple[float, ...] = PAPER_LRS
-    t0: float = 1.0  # SGD-SA §4: T0 = 1
-    cooling: float = 0.8  # SGD-SA §4: alpha = 0.8, once per epoch
-    cooling_per: str = "epoch"
-    loss_scale: float = 1.0 / 512  # the authors' loss / batch size, at their batch size 512
-    loss_mode: str = "eval"  # the authors' code
-    moves: str = "lr"
-    momentum: float = 0.9
-    objective: str = "loss"
-    end_on: str = "final"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        owner = "SGDSAConfig"
-        object.__setattr__(self, "lrs", tuple(self.lrs))
-        if not self.lrs:
-            raise ValueError(f"{owner}.`lrs` (the set H) must not be empty, but got lrs=().")
-        for lr in self.lrs:
-            check_range(owner, "lrs", lr, 0.0, low_closed=False)
-        check_range(owner, "t0", self.t0, 0.0, low_closed=False)
-        check_range(owner, "cooling", self.cooling, 0.0, 1.0, low_closed=False, high_closed=False)
-        check_choice(owner, "cooling_per", self.cooling_per, ("epoch", "step"))
-        check_range(owner, "loss_scale", self.loss_scale, 0.0, low_closed=False)
-        check_choice(owner, "loss_mode", self.loss_mode, ("eval", "train"))
-        check_choice(owner, "moves", self.moves, ("lr", "lr-momentum"))
-        check_range(owner, "momentum", self.momentum, 0.0, 1.0, high_closed=False)
-        check_choice(owner, "objective", self.objective, ("loss", "error"))
-        check_choice(owner, "end_on", self.end_on, ("final", "best"))
-        check_range(owner, "seed", self.seed, 0, integer=True)
 
 
 class SGDSA(BaseStrategy):
@@ -138,18 +68,35 @@ class SGDSA(BaseStrategy):
             seed=trial.suggest_int("seed", 0, 1_000),
         )
 
+    def lrs(self, trainer: Trainer) -> tuple[float, ...]:
+        """H for ``trainer``: ``lrs``, or ``lr_relative`` x the optimizer's current lr."""
+        cfg = self.config
+        if cfg.lrs is not None:
+            return cfg.lrs
+        return tuple(trainer.lr * r for r in cfg.lr_relative)
+
     def make_step(self, trainer: Trainer) -> tuple[StepFn, MetropolisSampler]:
         """The per-minibatch step of ``trainer.run_epoch`` and the sampler it draws from.
 
-        ``run`` uses it; ``benchmarks/sgd_sa_overhead.py`` times it against plain SGD.
+        ``run`` uses it; ``benchmarks/sgd_sa_overhead.py`` times it against plain SGD. With a
+        calibrated temperature (``t0=None``) the step's first ``calibration_steps`` are
+        greedy, then the sampler's temperature is :math:`T_0`.
+
+        Raises:
+            ValueError: The paper's preset with an optimizer other than plain SGD.
         """
         cfg = self.config
+        self._check_optimizer(trainer)
+        lrs = self.lrs(trainer)
         if cfg.moves == "lr-momentum":
-            moves: list[tuple[float, str]] = [(lr, m) for lr in cfg.lrs for m in MOMENTUM_TYPES]
+            moves: list[tuple[float, str]] = [(lr, m) for lr in lrs for m in MOMENTUM_TYPES]
         else:
-            moves = [(lr, "none") for lr in cfg.lrs]
+            moves = [(lr, "none") for lr in lrs]
         rng = np.random.default_rng([cfg.seed, trainer.seed])
-        sampler = MetropolisSampler(moves, t0=cfg.t0, cooling=cfg.cooling, rng=rng)
+        sampler = MetropolisSampler(
+            moves, t0=0.0 if cfg.t0 is None else cfg.t0, cooling=cfg.cooling, rng=rng
+        )
+        anneal = _Annealing(cfg, sampler)
         undo = StepUndo(trainer, own_momentum=cfg.moves == "lr-momentum")
         train_trial = cfg.loss_mode == "train"
         error_from_count = cfg.objective == "error" and train_trial
@@ -190,18 +137,21 @@ class SGDSA(BaseStrategy):
             delta = (after - before) * cfg.loss_scale
             if not sampler.accept(delta, move):
                 undo.restore()
-            if cfg.cooling_per == "step":
-                sampler.cool()
+            anneal.after_step()
             return stats
 
         step.undo = undo  # type: ignore[attr-defined]  # for the benchmark's allocation count
+        step.anneal = anneal  # type: ignore[attr-defined]
         return step, sampler
 
     def run(
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
     ) -> History:
         cfg = self.config
+        total = self._run_epochs(budget, trainer)
         step, sampler = self.make_step(trainer)
+        anneal: _Annealing = step.anneal  # type: ignore[attr-defined]
+        lrs = self.lrs(trainer)
 
         with Recorder(self, trainer, budget, callbacks) as rec:
             while not rec.done:
@@ -209,30 +159,65 @@ class SGDSA(BaseStrategy):
                 temperature = sampler.temperature
                 result = trainer.run_epoch(step)
                 accepted = sampler.accepted_moves
-                lrs = [m[0] for m in accepted]
-                result = _with_lrs(result, lrs)
+                accepted_lrs = [m[0] for m in accepted]
+                result = _with_lrs(result, accepted_lrs)
                 metrics = {
                     "acceptance_rate": sampler.acceptance_rate,
                     "mean_acceptance_probability": sampler.mean_probability,
                     "worsening_acceptance_probability": sampler.worsening_probability,
                     "worsening_share": sampler.worsening_share,
                     "temperature": temperature,
-                    "accepted_lr_mean": result.lr_mean if lrs else math.nan,
-                    "effective_lr": sum(lrs) / max(sampler.proposed, 1),
+                    "accepted_lr_mean": result.lr_mean if accepted_lrs else math.nan,
+                    "effective_lr": sum(accepted_lrs) / max(sampler.proposed, 1),
                 }
-                per_lr = Counter(lrs)
-                for lr in cfg.lrs:
+                if cfg.t0 is None:
+                    metrics["target_acceptance"] = cfg.target_acceptance(
+                        rec.history.epochs / total
+                    )
+                per_lr = Counter(accepted_lrs)
+                for lr in lrs:
                     metrics[f"accepted_at_lr_{lr:g}"] = float(per_lr[lr])
                 if cfg.moves == "lr-momentum":
                     per_kind = Counter(m[1] for m in accepted)
                     for kind in MOMENTUM_TYPES:
                         metrics[f"accepted_{kind}"] = float(per_kind[kind])
+                if anneal.calibration is not None and "calibration" not in rec.history.info:
+                    rec.history.info["calibration"] = anneal.calibration_report()
                 rec.end_epoch(result, metrics=metrics)
-                if cfg.cooling_per == "epoch":
-                    sampler.cool()
+                anneal.after_epoch(rec.history.epochs / total)
+            rec.history.info["lrs"] = list(lrs)
             if cfg.end_on == "best":
                 rec.end_on_best()
         return rec.history
+
+    def _check_optimizer(self, trainer: Trainer) -> None:
+        cfg = self.config
+        if cfg.preset != "paper" or cfg.moves != "lr":
+            return
+        opt = trainer.optimizer
+        group = opt.param_groups[0]
+        if type(opt) is not torch.optim.SGD or group.get("momentum", 0.0) or group.get("nesterov"):
+            raise ValueError(
+                "SGDSA(preset='paper') takes plain SGD steps at lrs 0.05..0.9 (the paper's "
+                f"Algorithm 2), but the task's optimizer is {_describe(opt)}: use "
+                "optimizer='sgd', or the default preset, whose moves are the task's own "
+                "optimizer steps at lrs scaled to its lr."
+            )
+
+    def _run_epochs(self, budget: Budget, trainer: Trainer) -> float:
+        """The run's length in epochs, for the calibrated temperature's schedule."""
+        if budget.epochs is not None:
+            return float(budget.epochs)
+        if budget.steps is not None:
+            return budget.steps / trainer.steps_per_epoch
+        if budget.examples is not None:
+            return budget.examples / trainer.data.num_train
+        if self.config.t0 is None:
+            raise ValueError(
+                "SGDSA's calibrated temperature (t0=None) anneals over the run, so it needs "
+                f"Budget.epochs, steps or examples, but got budget={budget!r}; or give `t0`."
+            )
+        return math.inf
 
     def plots(self, history: History) -> dict[str, Figure]:
         """The paper's Fig. 3a: the mean acceptance probability (clipped to 1) per epoch, of all
@@ -262,7 +247,8 @@ class SGDSA(BaseStrategy):
         ax.set_ylabel("probability")
         ax.grid(alpha=0.3)
         twin = ax.twinx()
-        twin.plot(epochs, history.column("temperature"), color="C3", lw=1, label="temperature")
+        temps = [t if t > 0 else math.nan for t in history.column("temperature")]  # 0: greedy
+        twin.plot(epochs, temps, color="C3", lw=1, label="temperature")
         twin.set_yscale("log")
         twin.set_ylabel("temperature", color="C3")
         lines = ax.get_lines() + twin.get_lines()
@@ -283,3 +269,56 @@ def _with_lrs(result: EpochResult, lrs: list[float]) -> EpochResult:
         lr_min=min(lrs),
         lr_max=max(lrs),
     )
+
+
+class _Annealing:
+    """SGD-SA's temperature: the paper's geometric cooling from ``t0``, or the calibrated one
+    (greedy until ``calibration_steps`` steps and ``calibration_deltas`` worsening deltas,
+    then :math:`T_0` from those deltas; after every
+    epoch, the temperature for that epoch's deltas and the schedule's target acceptance)."""
+
+    def __init__(self, cfg: SGDSAConfig, sampler: MetropolisSampler) -> None:
+        self.cfg, self.sampler = cfg, sampler
+        self.calibrating = cfg.t0 is None
+        self.steps = 0
+        self.calibration: tuple[float, int, int] | None = None  # (T0, steps, deltas)
+        self._mark = (0, 0.0)  # worsening count and probability sum when T0 was set
+
+    def after_step(self) -> None:
+        cfg, s = self.cfg, self.sampler
+        if self.calibrating:
+            self.steps += 1
+            deltas = s.worsening_deltas
+            if self.steps >= cfg.calibration_steps and len(deltas) >= cfg.calibration_deltas:
+                t0 = temperature_for(deltas, cfg.initial_acceptance)
+                s.temperature = t0
+                self.calibrating = False
+                self.calibration = (t0, self.steps, len(deltas))
+                self._mark = (s.worsening, s.worsening_probability_sum)
+        elif cfg.t0 is not None and cfg.cooling_per == "step":
+            s.cool()
+
+    def after_epoch(self, fraction: float) -> None:
+        cfg, s = self.cfg, self.sampler
+        if cfg.t0 is not None:
+            if cfg.cooling_per == "epoch":
+                s.cool()
+        elif not self.calibrating and s.worsening_deltas:
+            s.temperature = temperature_for(s.worsening_deltas, cfg.target_acceptance(fraction))
+
+    def calibration_report(self) -> dict[str, float]:
+        """T0, the greedy steps and deltas it came from, and the mean acceptance probability
+        of the worsening moves proposed after it, in the calibration's epoch."""
+        assert self.calibration is not None
+        t0, steps, deltas = self.calibration
+        n = self.sampler.worsening - self._mark[0]
+        p = (self.sampler.worsening_probability_sum - self._mark[1]) / n if n else math.nan
+        return {"t0": t0, "steps": steps, "deltas": deltas, "worsening_acceptance_after": p}
+
+
+def _describe(optimizer: torch.optim.Optimizer) -> str:
+    group = optimizer.param_groups[0]
+    name = type(optimizer).__name__
+    if isinstance(optimizer, torch.optim.SGD):
+        return f"{name}(momentum={group.get('momentum', 0.0)}, nesterov={group.get('nesterov')})"
+    return name
