@@ -152,7 +152,7 @@ def bench(
         (['constant', 'one-cycle'], ['score@1x', 'rank@1x'])
     """
     from hpo._compare import compare
-    from hpo._tracking import log_metrics, log_params, mlflow_client, start_run
+    from hpo._tracking import log_metrics, parent_run
 
     names = list(SUITE) if tasks is None else list(tasks)
     unknown = [n for n in names if n not in SUITE]
@@ -169,31 +169,22 @@ def bench(
         epochs = QUICK_EPOCHS if quick else None
 
     start = time.perf_counter()
-    client = parent = None
-    uri = tracking if isinstance(tracking, str) else None
-    if tracking is not False:
-        client = mlflow_client(uri)
-        parent = start_run(
-            client, experiment, f"bench {time.strftime('%Y-%m-%d %H:%M')}", {"hpo.role": "bench"}
-        )
-        log_params(
-            client,
-            parent,
-            {
-                "tasks": ",".join(names),
-                "strategies": ",".join(rows),
-                "seeds": repr(seeds),
-                "epochs": epochs if epochs is not None else "suite",
-                "quick": quick,
-                "budgets": ",".join(f"{b:g}" for b in budgets),
-            },
-        )
     tables: dict[str, pd.DataFrame] = {}
     histories: dict[str, dict[str, list[History]]] = {}
     parts: list[pd.DataFrame] = []
     figures: dict[str, Figure] = {}
     n_seeds = seeds if isinstance(seeds, int) else len(seeds)
-    try:
+    params = {
+        "tasks": ",".join(names),
+        "strategies": ",".join(rows),
+        "seeds": repr(seeds),
+        "epochs": epochs if epochs is not None else "suite",
+        "quick": quick,
+        "budgets": ",".join(f"{b:g}" for b in budgets),
+    }
+    run_name = f"bench {time.strftime('%Y-%m-%d %H:%M')}"
+    tracked = parent_run(tracking, experiment, run_name, tags={"hpo.role": "bench"}, params=params)
+    with tracked as (client, parent):
         for k, name in enumerate(names, start=1):
             spec = SUITE[name]
             task = spec.task.replace(device=device)
@@ -270,12 +261,6 @@ def bench(
                 if col != "tasks" and math.isfinite(v)
             }
             log_metrics(client, parent, metrics, step=0)
-    except BaseException:
-        if client is not None and parent is not None:
-            client.set_terminated(parent, "FAILED")
-        raise
-    if client is not None and parent is not None:
-        client.set_terminated(parent, "FINISHED")
     return result
 
 

@@ -89,7 +89,7 @@ def compare(
         ['slow', 'fast']
     """
     from hpo._run import run
-    from hpo._tracking import MLflowCallback, log_params, mlflow_client, start_run
+    from hpo._tracking import MLflowCallback, parent_run
 
     labels = list(strategies)
     if not labels:
@@ -102,26 +102,24 @@ def compare(
     budget = budget or task.budget()
     data = task.load_data()
 
-    client = parent = None
     uri = tracking if isinstance(tracking, str) else None
-    if tracking is not False:
-        client = mlflow_client(uri)
-        tags = {"hpo.role": "comparison"}
-        if parent_run_id is not None:
-            tags["mlflow.parentRunId"] = parent_run_id
-        parent = start_run(client, experiment, run_name, tags)
-        params: dict[str, Any] = {
-            **task.to_params(),
-            "strategies": ",".join(labels),
-            "seeds": ",".join(map(str, seed_list)),
-            "baseline": baseline,
-            "budget": repr(budget),
-        }
-        log_params(client, parent, params)
-
+    params: dict[str, Any] = {
+        **task.to_params(),
+        "strategies": ",".join(labels),
+        "seeds": ",".join(map(str, seed_list)),
+        "baseline": baseline,
+        "budget": repr(budget),
+    }
     histories: dict[str, list[History]] = {label: [] for label in labels}
     total, done = len(labels) * len(seed_list), 0
-    try:
+    with parent_run(
+        tracking,
+        experiment,
+        run_name,
+        tags={"hpo.role": "comparison"},
+        params=params,
+        parent_run_id=parent_run_id,
+    ) as (client, parent):
         for label in labels:
             spec, changes = _split(strategies[label])
             row_task = task.replace(**changes) if changes else task
@@ -159,12 +157,6 @@ def compare(
             plots = _write_outputs(table, text, figures, output_dir)
             if client is not None and parent is not None:
                 _log_comparison(client, parent, table, text, figures)
-    except BaseException:
-        if client is not None and parent is not None:
-            client.set_terminated(parent, "FAILED")
-        raise
-    if client is not None and parent is not None:
-        client.set_terminated(parent, "FINISHED")
     table.attrs["histories"] = histories
     table.attrs["plots"] = plots
     table.attrs["mlflow_run_id"] = parent

@@ -155,6 +155,47 @@ class MLflowCallback(Callback):
 # =============================================================================================
 
 
+@contextlib.contextmanager
+def parent_run(
+    tracking: bool | str,
+    experiment: str,
+    run_name: str,
+    *,
+    tags: Mapping[str, Any],
+    params: Mapping[str, Any],
+    parent_run_id: str | None = None,
+) -> Iterator[tuple[MlflowClient | None, str | None]]:
+    """The parent run of a comparison or a bench: ``(client, run_id)``, or ``(None, None)``
+    with ``tracking=False``.
+
+    The run is created with ``tags`` and ``params`` (nested under ``parent_run_id`` if given) and
+    ends ``FINISHED`` when the block does, ``FAILED`` when it raises (the error goes on).
+
+    Args:
+        tracking: ``True`` (``MLFLOW_TRACKING_URI`` or MLflow's default), a URI, or ``False``.
+        experiment: The experiment (created if missing).
+        run_name: The run's name.
+        tags: Its tags.
+        params: Its params.
+        parent_run_id: Nest it under this run.
+    """
+    if tracking is False:
+        yield None, None
+        return
+    client = mlflow_client(tracking if isinstance(tracking, str) else None)
+    all_tags = dict(tags)
+    if parent_run_id is not None:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run_id = start_run(client, experiment, run_name, all_tags)
+    log_params(client, run_id, params)
+    try:
+        yield client, run_id
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
 def mlflow_client(uri: str | None) -> MlflowClient:
     """An ``MlflowClient`` for ``uri`` (``None``: ``MLFLOW_TRACKING_URI`` or MLflow's default).
 

@@ -7,39 +7,10 @@ import pytest
 from mlflow import MlflowClient
 
 import hpo
-from hpo import EpochRecord, History
 from hpo._anytime import anytime_scores, best_within, summarize_anytime
 from hpo._bench import _keep
 from hpo._cli import main
-
-
-def history(
-    accs: list[float], *, cost: int = 1, start: int = 0, status: str = "finished"
-) -> History:
-    """Epochs of 10 steps; ``cost`` x 10 spent per epoch, after ``start`` steps spent first."""
-    records = [
-        EpochRecord(
-            epoch=e,
-            lr=0.1,
-            lr_min=0.1,
-            lr_max=0.1,
-            train_loss=1.0,
-            train_acc=a,
-            val_loss=1.0,
-            val_acc=a,
-            steps=10 * e,
-            examples=100 * e,
-            spent_steps=start + cost * 10 * e,
-            spent_examples=100 * e,
-            wall_time=float(e),
-        )
-        for e, a in enumerate(accs, start=1)
-    ]
-    h = History(strategy="x", records=records, status=status)
-    if status == "diverged":
-        h.diverged_epoch = len(records)
-    return h
-
+from tests.hpo._histories import history
 
 # ---------------------------------------------------------------------------------------------
 # anytime scores

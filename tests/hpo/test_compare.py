@@ -7,37 +7,8 @@ import pytest
 from mlflow import MlflowClient
 
 import hpo
-from hpo import EpochRecord, History
 from strategies import Constant, RandomSearch
-
-
-def history(
-    accs: list[float],
-    *,
-    steps_per_epoch: int = 10,
-    cost: int = 1,
-    status="finished",
-    best_test=0.5,
-) -> History:
-    records = [
-        EpochRecord(
-            epoch=e,
-            lr=0.1,
-            lr_min=0.1,
-            lr_max=0.1,
-            train_loss=1.0 / e,
-            train_acc=a,
-            val_loss=1.0 / e,
-            val_acc=a,
-            steps=steps_per_epoch * e,
-            examples=100 * e,
-            spent_steps=cost * steps_per_epoch * e,
-            spent_examples=cost * 100 * e,
-            wall_time=float(e),
-        )
-        for e, a in enumerate(accs, start=1)
-    ]
-    return History(strategy="x", records=records, status=status, best_test_acc=best_test)
+from tests.hpo._histories import history
 
 
 def test_steps_to_target_counts_the_trajectory_or_the_spent_steps():
