@@ -25,8 +25,8 @@ BUDGETS = (1.0, 2.0, 4.0, 8.0)
 
 
 def best_within(history: History, spent_steps: float, *, chance: float = 0.0) -> float:
-    """The best validation accuracy ``history`` had reached once it had spent at most
-    ``spent_steps`` optimizer steps (every branch, member and trial counted).
+    """The best validation score (in the metric's direction) ``history`` had reached once it
+    had spent at most ``spent_steps`` optimizer steps (every branch, member and trial counted).
 
     A run that diverged scores ``chance`` from the epoch it diverged on: by then it has failed,
     and its earlier weights are not what a user would be left with. A run with nothing to show
@@ -38,7 +38,7 @@ def best_within(history: History, spent_steps: float, *, chance: float = 0.0) ->
         chance: The score of a network that learned nothing.
 
     Returns:
-        A fraction in [0, 1], ``chance``, or NaN.
+        A score (an accuracy, a fraction in [0, 1], by default), ``chance``, or NaN.
 
     Example:
         >>> from hpo import EpochRecord, History
@@ -54,8 +54,10 @@ def best_within(history: History, spent_steps: float, *, chance: float = 0.0) ->
             break
         if history.status == "diverged" and r.epoch >= (history.diverged_epoch or 0):
             return chance
-        if math.isfinite(r.val_acc) and not r.val_acc <= best:
-            best = r.val_acc
+        if math.isfinite(r.val_score) and (
+            math.isnan(best) or history.is_better(r.val_score, best)
+        ):
+            best = r.val_score
     return best
 
 
@@ -70,13 +72,15 @@ def anytime_scores(
     """Every run's best score within each budget, raw and normalised.
 
     The normalised score is :math:`(s - c) / (b - c)` clipped to [0, 1], with :math:`c` the
-    chance accuracy and :math:`b` the best validation accuracy any sound run reached (or
-    ``best``); a run with nothing to show yet at a budget counts as chance (0).
+    metric's chance score and :math:`b` the best validation score any sound run reached (or
+    ``best``): 0 at chance, 1 at the best, whichever way the metric points; a run with nothing
+    to show yet at a budget counts as chance (0).
 
     Args:
         histories: Label -> the runs of that strategy (one per seed).
         run_steps: One run's optimizer steps (epochs x steps per epoch): the budget unit.
-        chance: The chance accuracy of the task.
+        chance: The task's chance score (accuracy: the majority class's share; MSE: the
+            targets' variance).
         budgets: Multiples of ``run_steps``.
         best: The top of the scale (default: the best any run that did not diverge reached).
 
@@ -87,23 +91,28 @@ def anytime_scores(
     """
     import pandas as pd
 
+    maximize = _direction(histories)
     if best is None:
         sound = [
-            r.val_acc
+            r.val_score
             for runs in histories.values()
             for h in runs
             if h.status != "diverged"
             for r in h.records
-            if math.isfinite(r.val_acc)
+            if math.isfinite(r.val_score)
         ]
-        best = max(sound) if sound else math.nan
+        best = (max(sound) if maximize else min(sound)) if sound else math.nan
     span = best - chance
     rows = []
     for label, runs in histories.items():
         for i, h in enumerate(runs):
             for b in budgets:
                 score = best_within(h, b * run_steps, chance=chance)
-                norm = (score - chance) / span if math.isfinite(score) and span > 0 else 0.0
+                norm = (
+                    (score - chance) / span
+                    if math.isfinite(score) and math.isfinite(span) and span != 0
+                    else 0.0
+                )
                 rows.append(
                     {
                         "strategy": label,
@@ -114,7 +123,7 @@ def anytime_scores(
                     }
                 )
     df = pd.DataFrame(rows, columns=["strategy", "seed", "budget", "score", "normalized"])
-    df.attrs.update(best=best, chance=chance)
+    df.attrs.update(best=best, chance=chance, maximize=maximize)
     return df
 
 
@@ -186,10 +195,15 @@ def plot_anytime(
     title: str,
     budgets: Sequence[float] = BUDGETS,
 ) -> Figure:
-    """Best-so-far validation accuracy against the steps spent (in runs), one line per
+    """Best-so-far validation score against the steps spent (in runs), one line per
     strategy: the mean over seeds, the seeds' range shaded; a line starts once every seed has
     something to show. A diverged run counts as ``chance`` from its divergence on."""
     from matplotlib.figure import Figure
+
+    from hpo._plots import score_axis
+
+    key = next((h.metric for runs in histories.values() for h in runs), "acc")
+    scale, ylabel = score_axis(key)
 
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.subplots()
@@ -212,7 +226,7 @@ def plot_anytime(
         color = f"C{i % 10}"
         ax.plot(
             grid,
-            100 * mean,
+            scale * mean,
             color=color,
             ls=style,
             lw=1.6,
@@ -221,7 +235,7 @@ def plot_anytime(
             ms=3,
             markevery=[len(grid) - 1],  # where each line ends (a search's answer may be a dot)
         )
-        ax.fill_between(grid, 100 * lo, 100 * hi, color=color, alpha=0.12, lw=0)
+        ax.fill_between(grid, scale * lo, scale * hi, color=color, alpha=0.12, lw=0)
     for b in budgets:
         ax.axvline(b, color="0.6", lw=0.8, ls=":")
     ax.set_xscale("log", base=2)
@@ -229,7 +243,7 @@ def plot_anytime(
     ticks = [2.0**k for k in range(-4, int(math.log2(top)) + 1)]
     ax.set_xticks(ticks, [f"{t:g}x" if t >= 1 else f"1/{1 / t:g}" for t in ticks])
     ax.set_xlabel("optimizer steps spent, in runs (1x = one run of the task's epochs)")
-    ax.set_ylabel("best validation accuracy so far (%)")
+    ax.set_ylabel(f"best validation {ylabel} so far")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=7, ncol=2)
@@ -286,6 +300,11 @@ def plot_summary(summary: pd.DataFrame, per_task: pd.DataFrame) -> Figure:
     fig.colorbar(im, ax=ax_heat, shrink=0.8)
     fig.suptitle("Anytime performance at equal spent compute")
     return fig
+
+
+def _direction(histories: Mapping[str, Sequence[History]]) -> bool:
+    """Whether the runs' metric is maximised (True when there are none)."""
+    return next((h.maximize for runs in histories.values() for h in runs), True)
 
 
 def _x(b: float) -> str:

@@ -5,7 +5,7 @@ A user picks an online strategy to avoid paying for a tuning sweep. The bench pu
 promise to the test: each strategy runs at its defaults on every task and seed, beside the
 baselines a user would otherwise pay for — a constant lr and a one-cycle schedule each tuned
 over a 5-point grid around the optimizer's default lr (5 runs), and Optuna TPE over a static
-lr (8 runs) — and every run is scored on the best validation accuracy it holds after spending
+lr (8 runs) — and every run is scored on the best validation score it holds after spending
 1x, 2x, 4x and 8x one run's optimizer steps (``hpo._anytime``).
 """
 
@@ -35,6 +35,7 @@ from hpo._suite import (
     QUICK_SEEDS,
     SUITE,
     TUNED,
+    BenchTask,
     Factory,
     bench_strategies,
 )
@@ -53,9 +54,10 @@ class BenchResult:
     """What ``hpo.bench`` measured.
 
     Attributes:
-        tables: Task -> its ``hpo.compare`` table.
+        tables: Task name -> its ``hpo.compare`` table.
+        rewards: Task name -> what the task rewards (the suite's words, or the user's).
         scores: Every run's anytime score: columns ``task``, ``strategy``, ``seed``,
-            ``budget`` (in runs), ``score`` (best validation accuracy within the budget; NaN:
+            ``budget`` (in runs), ``score`` (best validation score within the budget; NaN:
             nothing to show yet) and ``normalized`` (0 = chance, 1 = the best any run of the
             task reached).
         summary: Per strategy: mean normalised score and mean rank at each budget, and on how
@@ -75,6 +77,7 @@ class BenchResult:
     keep: pd.DataFrame
     histories: dict[str, dict[str, list[History]]]
     seconds: float
+    rewards: dict[str, str] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict, repr=False)
     paths: list[str] = field(default_factory=list)
     mlflow_run_id: str | None = None
@@ -85,10 +88,10 @@ class BenchResult:
 
         out = []
         for name, table in self.tables.items():
-            out += [f"== {name}: {SUITE[name].rewards if name in SUITE else ''}".rstrip(": ")]
+            out += [f"== {name}: {self.rewards.get(name, '')}".rstrip(": ")]
             out += [format_table(table), ""]
         out += [
-            "== anytime performance: best validation accuracy within a spent budget of 1x, 2x, "
+            "== anytime performance: best validation score within a spent budget of 1x, 2x, "
             "4x, 8x one run's steps,",
             "   normalised per task (0 = chance, 1 = the best any run reached); mean over tasks "
             "and seeds; rank 1 = best",
@@ -102,7 +105,7 @@ class BenchResult:
 
 
 def bench(
-    tasks: Sequence[str] | None = None,
+    tasks: Sequence[str | BenchTask] | None = None,
     strategies: Sequence[str] | Mapping[str, Factory] | None = None,
     *,
     seeds: int | Sequence[int] | None = None,
@@ -123,7 +126,8 @@ def bench(
     have an answer, so a 5-point grid holds nothing below 5x.
 
     Args:
-        tasks: Names from ``SUITE`` (default: all).
+        tasks: Names from ``SUITE`` (default: all), and/or ``BenchTask`` s of your own (a
+            ``Task`` with a name: ``BenchTask("mine", my_task, "what it rewards")``).
         strategies: Row names (``bench_strategies()`` or any registered strategy), or
             label -> factory ``task -> strategy`` (``None`` where it does not apply).
         seeds: How many seeds (0, 1, ...) or which (default 5; 2 with ``quick``).
@@ -154,12 +158,8 @@ def bench(
     from hpo._compare import compare
     from hpo._tracking import log_metrics, parent_run
 
-    names = list(SUITE) if tasks is None else list(tasks)
-    unknown = [n for n in names if n not in SUITE]
-    if unknown or not names:
-        raise ValueError(
-            f"`tasks` must name tasks of the suite ({', '.join(SUITE)}), but got tasks={tasks!r}."
-        )
+    chosen = _tasks(tasks)
+    names = [t.name for t in chosen]
     rows = _rows(strategies)
     if seeds is None:
         seeds = QUICK_SEEDS if quick else 5
@@ -185,8 +185,8 @@ def bench(
     run_name = f"bench {time.strftime('%Y-%m-%d %H:%M')}"
     tracked = parent_run(tracking, experiment, run_name, tags={"hpo.role": "bench"}, params=params)
     with tracked as (client, parent):
-        for k, name in enumerate(names, start=1):
-            spec = SUITE[name]
+        for k, spec in enumerate(chosen, start=1):
+            name = spec.name
             task = spec.task.replace(device=device)
             if epochs is not None:
                 task = task.replace(epochs=epochs)
@@ -194,7 +194,7 @@ def bench(
             row_specs = {label: s for label, s in built.items() if s is not None}
             data = task.load_data()
             run_steps = task.epochs * data.steps_per_epoch(task.batch_size)
-            chance = data.chance_accuracy("val")
+            chance = task.resolve_metric(data).chance_score(data.targets("val"))
             if progress is not None:
                 progress(
                     f"[task {k}/{len(names)}] {name}: {len(row_specs)} strategies x "
@@ -223,7 +223,7 @@ def bench(
                 runs,
                 run_steps=run_steps,
                 chance=chance,
-                title=f"{name}: best validation accuracy within the steps spent\n"
+                title=f"{name}: best validation score within the steps spent\n"
                 f"(mean over {n_seeds} seeds; shaded: min–max; a diverged run counts as chance)",
                 budgets=budgets,
             )
@@ -241,6 +241,7 @@ def bench(
             keep=keep,
             histories=histories,
             seconds=time.perf_counter() - start,
+            rewards={t.name: t.rewards for t in chosen},
             figures=figures,
             mlflow_run_id=parent,
         )
@@ -267,6 +268,26 @@ def bench(
 # =============================================================================================
 # Helpers
 # =============================================================================================
+
+
+def _tasks(tasks: Sequence[str | BenchTask] | None) -> list[BenchTask]:
+    """The bench tasks: suite names resolved, a user's ``BenchTask`` s as they are."""
+    chosen = list(SUITE.values()) if tasks is None else []
+    for t in tasks or ():
+        if isinstance(t, BenchTask):
+            chosen.append(t)
+        elif isinstance(t, str) and t in SUITE:
+            chosen.append(SUITE[t])
+        else:
+            raise ValueError(
+                f"`tasks` must name tasks of the suite ({', '.join(SUITE)}) or be BenchTasks, "
+                f"but got {t!r}."
+            )
+    if not chosen:
+        raise ValueError("`tasks` must hold at least one task, but got none.")
+    if len({t.name for t in chosen}) != len(chosen):
+        raise ValueError(f"`tasks` names a task twice: {[t.name for t in chosen]}.")
+    return chosen
 
 
 def _rows(strategies: Sequence[str] | Mapping[str, Factory] | None) -> dict[str, Factory]:

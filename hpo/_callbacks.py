@@ -19,7 +19,7 @@ class Callback:
     Example:
         >>> class PrintValAcc(Callback):
         ...     def on_epoch_end(self, history, record):
-        ...         print(f"{record.epoch}: {record.val_acc:.1%}")
+        ...         print(f"{record.epoch}: {record.val_score:.1%}")
     """
 
     def on_run_start(self, history: History, trainer: Trainer) -> None:

@@ -7,11 +7,12 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
+
+from hpo._flags import HelpFormatter
 
 EXIT_USAGE = 2
 
@@ -21,21 +22,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class _Help(argparse.HelpFormatter):
-    """Show "(default: X)" after options that have a meaningful default and do not say it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if (
-            "default" not in text
-            and default not in (None, False, [], argparse.SUPPRESS)
-            and action.option_strings
-        ):
-            text += " (default: %(default)s)"
-        return text
 
 
 class UsageError(Exception):
@@ -52,12 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="hpo",
         description="Online hyperparameter optimization of deep-learning training: strategies "
         "that choose the learning rate while a network trains, tracked in MLflow.",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hpo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    _add_run(sub)
-    _add_compare(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _add_run(sub, _flag_value(argv, "--strategy") or DEFAULT_RUN)
+    _add_compare(sub, _flag_value(argv, "--strategies") or DEFAULT_COMPARE)
     _add_study(sub)
     _add_bench(sub)
     args = parser.parse_args(argv)
@@ -82,51 +69,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 # =============================================================================================
 
 
-def _add_task_options(p: argparse.ArgumentParser, *, epochs: int | None = None) -> None:
+def _add_task_options(p: argparse.ArgumentParser, *, epochs: int = 40) -> None:
+    """``--task`` and one flag per ``hpo.Task`` field (``hpo._flags``)."""
+    from hpo._flags import add_dataclass_flags
     from hpo._task import Task
-    from trainers import DATASETS, MODELS, OPTIMIZERS
 
-    d = Task() if epochs is None else Task(epochs=epochs)
-    g = p.add_argument_group("task")
-    g.add_argument("--dataset", default=d.dataset, choices=DATASETS, help="dataset")
-    g.add_argument("--model", default=d.model, choices=MODELS, help="model")
-    g.add_argument(
-        "--optimizer",
-        default=d.optimizer,
-        help=f"base optimizer: {', '.join(OPTIMIZERS)}, or nos:NAME for a discovered NOS "
-        "optimizer (nos:opt1..opt10, nos:a1..a5, nos:qhm, nos:powersign, nos:addsign)",
-    )
-    g.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the run")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="minibatch size")
-    g.add_argument(
-        "--seed", type=int, default=d.seed, help="seed of initialisation and data order"
+    g = p.add_argument_group(
+        "task",
+        "the training problem: --task module:function (a function returning an hpo.Task), "
+        "and any field of it",
     )
     g.add_argument(
-        "--device", default=d.device, help="auto (CUDA when present), cpu, cuda, cuda:N"
-    )
-    g.add_argument(
-        "--precision", default=d.precision, choices=("fp32", "bf16"), help="bf16 autocast on CUDA"
-    )
-    g.add_argument(
-        "--weight-decay",
-        type=float,
+        "--task",
+        dest="task_path",
         default=None,
-        help="optimizer weight decay (default: the optimizer's)",
+        metavar="MODULE:FUNCTION",
+        help="start from the hpo.Task this function returns (the flags below override it)",
     )
-    g.add_argument(
-        "--train-size",
-        type=int,
-        default=None,
-        help="use only this many training examples (default: all)",
-    )
-    g.add_argument(
-        "--data-dir",
-        default=None,
-        help="where torchvision datasets are (default: $HPO_DATA_DIR or ~/.cache/hpo/data)",
-    )
-    g.add_argument(
-        "--download", action="store_true", help="let torchvision download a missing dataset"
-    )
+    add_dataclass_flags(g, Task, defaults={"epochs": epochs})
+    p.set_defaults(task_epochs=epochs)
 
 
 def _add_tracking_options(p: argparse.ArgumentParser) -> None:
@@ -142,34 +103,85 @@ def _add_tracking_options(p: argparse.ArgumentParser) -> None:
 
 
 def _task_from(args: argparse.Namespace) -> Any:
+    """The task of ``--task`` (or the defaults, with the command's epochs), with the task
+    flags the user gave applied on top.
+
+    Raises:
+        UsageError: ``--task`` does not name a function returning an ``hpo.Task``.
+    """
+    from hpo._flags import values
     from hpo._task import Task
 
-    return Task(
-        dataset=args.dataset,
-        model=args.model,
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=args.device,
-        precision=args.precision,
-        weight_decay=args.weight_decay,
-        train_size=args.train_size,
-        data_dir=args.data_dir,
-        download=args.download,
-    )
+    given = values(args, Task)
+    if args.task_path is None:
+        return Task(**{"epochs": args.task_epochs, **given})
+    made = _user_task(args.task_path)
+    return made.replace(**given) if given else made
 
 
-def _strategy_options(pairs: Sequence[str], lr: float | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+def _user_task(path: str) -> Any:
+    """The ``hpo.Task`` the function at ``--task PATH`` returns.
+
+    Raises:
+        UsageError: The path does not import, or the function returns something else.
+    """
+    from hpo._task import Task, _resolve
+
+    try:
+        made = _resolve(path, "task")()
+    except ValueError as err:
+        raise UsageError(f"--task: {err}") from err
+    if not isinstance(made, Task):
+        raise UsageError(
+            f"--task {path!r} must return an hpo.Task, but returned {type(made).__name__}"
+        )
+    return made
+
+
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` in ``argv`` (``--flag V`` or ``--flag=V``), before parsing: it
+    decides which strategies' option flags to generate."""
+    for i, token in enumerate(argv):
+        if token == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def _add_strategy_flags(p: argparse.ArgumentParser, names: str) -> None:
+    """``--<strategy>.<option>`` for every config field of the named (registered) strategies."""
+    from hpo._flags import add_dataclass_flags
+    from strategies import STRATEGIES
+
+    for name in dict.fromkeys(n.strip() for n in names.split(",")):
+        if name in STRATEGIES:
+            cls = STRATEGIES[name]
+            g = p.add_argument_group(
+                f"{name} options", f"{cls.config_class.__name__} fields (also --set)"
+            )
+            add_dataclass_flags(g, cls.config_class, prefix=f"{name}.")
+
+
+def _strategy_options(
+    name: str, args: argparse.Namespace, pairs: Sequence[str], lr: float | None = None
+) -> dict[str, Any]:
+    """A strategy's config options: its ``--<name>.<option>`` flags, then ``--set KEY=VALUE``
+    (each parsed by the field's type), then ``--lr``."""
+    from hpo._flags import parse_value, values
+    from strategies import STRATEGIES
+
+    config = STRATEGIES[name].config_class
+    options = values(args, config, prefix=f"{name}.")
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--set takes KEY=VALUE, but got {pair!r}")
+        key = key.replace("-", "_")
         try:
-            options[key.replace("-", "_")] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            options[key.replace("-", "_")] = text
+            options[key] = parse_value(config, key, text)
+        except ValueError as err:
+            raise UsageError(f"--set {pair}: {err}") from err
     if lr is not None:
         options["lr"] = lr
     return options
@@ -186,7 +198,10 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 # =============================================================================================
 
 
-def _add_run(sub: Any) -> None:
+DEFAULT_RUN = "schedule"
+
+
+def _add_run(sub: Any, strategy: str) -> None:
     from strategies import STRATEGIES
 
     p = sub.add_parser(
@@ -194,10 +209,10 @@ def _add_run(sub: Any) -> None:
         help="train one task with one strategy, logged to MLflow",
         description="Train one task with one strategy; print a line per epoch and a summary, "
         "and log the run to MLflow.",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
-        "--strategy", default="schedule", choices=sorted(STRATEGIES), help="the lr strategy"
+        "--strategy", default=DEFAULT_RUN, choices=sorted(STRATEGIES), help="the lr strategy"
     )
     p.add_argument(
         "--lr",
@@ -216,6 +231,7 @@ def _add_run(sub: Any) -> None:
     _add_task_options(p)
     _add_tracking_options(p)
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    _add_strategy_flags(p, strategy)
     p.set_defaults(handler=_cmd_run)
 
 
@@ -226,7 +242,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from strategies import make_strategy
 
     task = _task_from(args)
-    strategy = make_strategy(args.strategy, **_strategy_options(args.options, args.lr))
+    strategy = make_strategy(
+        args.strategy, **_strategy_options(args.strategy, args, args.options, args.lr)
+    )
     tracking: Any = False
     uri = None
     if not args.no_tracking:
@@ -240,19 +258,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     history = run(task, strategy, tracking=tracking, callbacks=callbacks, data=data)
 
+    from trainers import format_score
+
     best = history.best
     final = history.final
+    params = task.to_params()
+    key = history.metric
     print(
-        f"\n{history.strategy} on {task.dataset}/{task.model} ({task.optimizer}): "
+        f"\n{history.strategy} on {params['dataset']}/{params['model']} ({task.optimizer}): "
         f"{history.epochs} epochs, status {history.status}, "
         f"{final.wall_time if final else 0:.1f}s"
     )
     if final is not None:
-        print(f"  final   val acc {final.val_acc:6.2%}   test acc {history.test_acc:6.2%}")
+        print(
+            f"  final   val {key} {format_score(final.val_score, key):>7}   test {key} "
+            f"{format_score(history.test_score, key):>7}"
+        )
     if best is not None:
         print(
-            f"  best    val acc {best.val_acc:6.2%}   test acc {history.best_test_acc:6.2%}"
-            f"   (epoch {best.epoch})"
+            f"  best    val {key} {format_score(best.val_score, key):>7}   test {key} "
+            f"{format_score(history.best_test_score, key):>7}   (epoch {best.epoch})"
         )
     if history.diverged_epoch is not None:
         print(f"  diverged at epoch {history.diverged_epoch}: {history.diverged_reason}")
@@ -269,14 +294,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 DEFAULT_COMPARE = "constant,schedule,random-search,pbt"
 
 
-def _add_compare(sub: Any) -> None:
+def _add_compare(sub: Any, strategies: str) -> None:
     p = sub.add_parser(
         "compare",
         help="compare strategies on one task over several seeds; print the table",
         description="Run several strategies on one task and the same seeds under one budget; "
         "print a table (accuracy, steps to 85/90/95 %% of the best accuracy, the compute "
         "spent), log a parent MLflow run with a child per run, and write plots.",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--strategies", default=DEFAULT_COMPARE, help="comma-separated strategy names")
     p.add_argument("--seeds", type=int, default=3, help="seeds per strategy (0, 1, ...)")
@@ -306,6 +331,7 @@ def _add_compare(sub: Any) -> None:
     )
     _add_task_options(p, epochs=20)
     _add_tracking_options(p)
+    _add_strategy_flags(p, strategies)
     p.set_defaults(handler=_cmd_compare)
 
 
@@ -333,13 +359,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 f"--set takes STRATEGY.KEY=VALUE with a compared strategy, got {pair!r}"
             )
         per_strategy[target].append(rest)
-    strategies = {n: make_strategy(n, **_strategy_options(per_strategy[n], None)) for n in names}
+    strategies = {
+        n: make_strategy(n, **_strategy_options(n, args, per_strategy[n])) for n in names
+    }
     task = _task_from(args)
     budget = Budget(epochs=task.epochs, steps=args.budget_steps)
     out = args.output_dir or os.path.join("hpo-output", time.strftime("compare-%Y%m%d-%H%M%S"))
     tracking: Any = False if args.no_tracking else _tracking_uri(args)
+    params = task.to_params()
     print(
-        f"Comparing {', '.join(names)} on {task.dataset}/{task.model} ({task.optimizer}), "
+        f"Comparing {', '.join(names)} on {params['dataset']}/{params['model']} "
+        f"({task.optimizer}), "
         f"{task.epochs} epochs x {args.seeds} seeds ...",
         file=sys.stderr,
         flush=True,
@@ -384,7 +414,7 @@ def _add_bench(sub: Any) -> None:
         "the anytime performance (best validation accuracy within 1x, 2x, 4x, 8x one run's "
         "steps, normalised per task) and whether the online strategies earn their keep. Logs "
         "one MLflow parent run and writes the tables and plots.",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--tasks",
@@ -411,6 +441,14 @@ def _add_bench(sub: Any) -> None:
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument(
+        "--task",
+        dest="task_path",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="bench your own task (a function returning an hpo.Task) instead of the suite's "
+        "(add --tasks to run suite tasks beside it)",
+    )
+    p.add_argument(
         "--output-dir",
         default=None,
         help="where the tables and plots go (default: ./hpo-output/bench-TIME)",
@@ -423,8 +461,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import time
 
     from hpo._bench import bench
+    from hpo._suite import BenchTask
 
-    tasks = None if args.tasks is None else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    tasks: list[Any] | None = (
+        None if args.tasks is None else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    )
+    if args.task_path is not None:
+        tasks = [*(tasks or []), BenchTask(args.task_path, _user_task(args.task_path), "yours")]
     rows = (
         None
         if args.strategies is None
@@ -478,7 +521,7 @@ def _add_study(sub: Any) -> None:
         description="Run an Optuna study over a strategy's own hyperparameters (its declared "
         "search space). Start it several times on one --storage and the processes share the "
         "study.",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--strategy",
@@ -499,10 +542,11 @@ def _add_study(sub: Any) -> None:
     p.add_argument("--sampler", default="tpe", choices=tuple(SAMPLERS), help="Optuna sampler")
     p.add_argument("--pruner", default="median", choices=tuple(PRUNERS), help="Optuna pruner")
     p.add_argument(
-        "--metric",
-        default="val_acc",
-        choices=("val_acc", "val_loss"),
-        help="what the study optimizes",
+        "--objective",
+        default="val",
+        choices=("val", "val_loss"),
+        help="a trial's value: the task's metric on the validation split (val: val_acc for "
+        "accuracy, val_mse for MSE..., in the metric's direction) or the validation loss",
     )
     p.add_argument(
         "--sampler-seed",
@@ -519,7 +563,6 @@ def _cmd_study(args: argparse.Namespace) -> int:
     import optuna
 
     from hpo._optuna import (
-        MAXIMIZED,
         PARENT_ATTR,
         make_storage,
         objective,
@@ -534,13 +577,22 @@ def _cmd_study(args: argparse.Namespace) -> int:
     task = _task_from(args)
     cls = STRATEGIES[args.strategy]
     name = args.study_name or f"hpo-{args.strategy}"
+    tracking: Any = False if args.no_tracking else _tracking_uri(args)
+    obj = objective(
+        task,
+        cls.suggest,
+        None if args.objective == "val" else args.objective,
+        tracking=tracking,
+        experiment=args.experiment,
+    )
+    metric = obj.metric  # val_acc, val_mse... (resolves the task's metric)
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         value = "-" if trial.value is None else f"{trial.value:.4f}"
         extra = " (diverged)" if trial.user_attrs.get("diverged") else ""
         print(
-            f"trial {trial.number:>3} {trial.state.name.lower():<8} {args.metric}={value}"
+            f"trial {trial.number:>3} {trial.state.name.lower():<8} {metric}={value}"
             f"{extra}  {params}",
             file=sys.stderr,
             flush=True,
@@ -552,13 +604,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
             storage=make_storage(args.storage),
             sampler=sampler_by_name(args.sampler, args.sampler_seed),
             pruner=pruner_by_name(args.pruner),
-            direction="maximize" if MAXIMIZED[args.metric] else "minimize",
+            direction="maximize" if obj.maximize else "minimize",
             load_if_exists=True,
         )
-        tracking: Any = False if args.no_tracking else _tracking_uri(args)
-        with objective(
-            task, cls.suggest, args.metric, tracking=tracking, experiment=args.experiment
-        ) as obj:
+        if task.serializable:  # workers elsewhere can rebuild the task from these params
+            study.set_user_attr("task", task.to_params())
+        with obj:
             study.optimize(obj, n_trials=args.n_trials, callbacks=[report])
     states = [t.state.name for t in study.trials]
     print(
@@ -572,7 +623,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         print("no completed trial yet")
         return 1
     print(
-        f"best trial {best.number}: {args.metric}={best.value:.4f}  "
+        f"best trial {best.number}: {metric}={best.value:.4f}  "
         + ", ".join(f"{k}={_short(v)}" for k, v in best.params.items())
     )
     if "mlflow_run_id" in best.user_attrs:

@@ -169,16 +169,17 @@ def compare(
 
 
 def steps_to_target(history: History, target: float, *, spent: bool = False) -> int | None:
-    """Optimizer steps until the run's validation accuracy first reached ``target``.
+    """Optimizer steps until the run's validation score first reached ``target`` (at least
+    ``target`` for a maximised metric, at most for a minimised one).
 
     Args:
         history: A run.
-        target: An accuracy (a fraction).
+        target: A score of the task's metric (an accuracy, a fraction, by default).
         spent: Count the steps spent (branches, members, trials) instead of the kept
             trajectory's steps.
 
     Returns:
-        The steps at the end of the first epoch with ``val_acc >= target``; ``None`` if never.
+        The steps at the end of the first epoch that reached ``target``; ``None`` if never.
 
     Example:
         >>> from hpo import EpochRecord, History
@@ -189,9 +190,21 @@ def steps_to_target(history: History, target: float, *, spent: bool = False) -> 
         (20, 40, None)
     """
     for r in history.records:
-        if math.isfinite(r.val_acc) and r.val_acc >= target:
+        if math.isfinite(r.val_score) and history.signed(r.val_score) >= history.signed(target):
             return r.spent_steps if spent else r.steps
     return None
+
+
+def target_score(best: float, fraction: float, *, maximize: bool) -> float:
+    """The score that is ``fraction`` of the way to ``best`` (Hyperdyn's Table 1): ``fraction``
+    x ``best`` for a maximised metric (90 % of the best accuracy), ``best / fraction`` for a
+    minimised one (an MSE within 1/0.9 of the best).
+
+    Example:
+        >>> target_score(0.9, 0.9, maximize=True), round(target_score(0.9, 0.9, maximize=False), 4)
+        (0.81, 1.0)
+    """
+    return fraction * best if maximize else best / fraction
 
 
 def summarize(
@@ -202,24 +215,28 @@ def summarize(
 ) -> pd.DataFrame:
     """The comparison table from finished runs.
 
-    Columns, per label (``_mean`` / ``_std`` over its runs):
+    Scores are the task's metric, named by its key (``acc`` for accuracy, ``mse``...). Columns,
+    per label (``_mean`` / ``_std`` over its runs):
 
     * ``runs``, ``diverged``: number of runs, and of those that diverged;
-    * ``final_val_acc``, ``best_val_acc``, ``final_val_loss``, ``best_val_loss`` (lowest),
-      ``test_acc_at_best`` (test accuracy of the best-validation weights);
+    * ``final_val_<key>``, ``best_val_<key>`` (best in the metric's direction),
+      ``final_val_loss``, ``best_val_loss`` (lowest), ``test_<key>_at_best`` (the test score of
+      the best-validation weights);
     * for each target ``x`` (e.g. 90): ``steps_to_90`` (mean over the runs that reached it),
       ``reached_90`` (how many did), ``speedup_90`` (the baseline's steps / these), and
       ``spent_to_90`` (the steps spent by then);
     * ``steps``: trajectory steps; ``spent_steps``, ``spent_examples``: all the work;
       ``cost``: ``spent_steps / steps``; ``wall_time``: seconds per run.
 
-    The targets are fractions of the best validation accuracy any run reached (stored in
-    ``df.attrs["targets"]``). A run that diverged counts only in ``runs`` and ``diverged``:
-    its accuracies (reached before it diverged) are left out of every other column and never
-    set the targets, and it never reaches a target (``reached_x`` counts the sound runs).
+    The targets are ``target_score`` of the best validation score any run reached (stored in
+    ``df.attrs["targets"]``, with ``metric`` and ``maximize``). A run that diverged counts only
+    in ``runs`` and ``diverged``: its scores (reached before it diverged) are left out of every
+    other column and never set the targets, and it never reaches a target (``reached_x`` counts
+    the sound runs).
 
     Raises:
-        ValueError: Empty ``histories`` or an unknown ``baseline``.
+        ValueError: Empty ``histories``, an unknown ``baseline``, or runs scored by different
+            metrics.
     """
     import pandas as pd
 
@@ -230,10 +247,12 @@ def summarize(
     if baseline not in histories:
         raise ValueError(f"`baseline` must be one of {labels}, but got baseline={baseline!r}.")
     _check_targets(targets)
-    accs = [r.val_acc for hs in histories.values() for h in _sound(hs) for r in h.records]
-    finite = [a for a in accs if math.isfinite(a)]
-    best_any = max(finite) if finite else math.nan
-    goals = {x: x * best_any for x in targets}
+    key, maximize = _metric_of(histories)
+    sign = 1.0 if maximize else -1.0
+    scores = [r.val_score for hs in histories.values() for h in _sound(hs) for r in h.records]
+    finite = [a for a in scores if math.isfinite(a)]
+    best_any = sign * max(sign * a for a in finite) if finite else math.nan
+    goals = {x: target_score(best_any, x, maximize=maximize) for x in targets}
 
     rows: dict[str, dict[str, float]] = {}
     for label in labels:
@@ -243,23 +262,26 @@ def summarize(
             "diverged": float(sum(h.status == "diverged" for h in histories[label])),
         }
         stats = {
-            "final_val_acc": [h.records[-1].val_acc for h in runs],
-            "best_val_acc": [max(_finite_or(h.column("val_acc"), -math.inf)) for h in runs],
+            f"final_val_{key}": [h.records[-1].val_score for h in runs],
+            f"best_val_{key}": [
+                sign * max(_finite_or([sign * v for v in h.column("val_score")], -math.inf))
+                for h in runs
+            ],
             "final_val_loss": [h.records[-1].val_loss for h in runs],
             "best_val_loss": [min(_finite_or(h.column("val_loss"), math.inf)) for h in runs],
-            "test_acc_at_best": [h.best_test_acc for h in runs],
+            f"test_{key}_at_best": [h.best_test_score for h in runs],
         }
         for name, values in stats.items():
             row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(values)
         for x, goal in goals.items():
-            key = _pct(x)
+            pct = _pct(x)
             steps = [steps_to_target(h, goal) for h in runs]
             spent = [steps_to_target(h, goal, spent=True) for h in runs]
             reached = [s for s in steps if s is not None]
-            row[f"steps_to_{key}"] = float(np.mean(reached)) if reached else math.nan
-            row[f"reached_{key}"] = float(len(reached))
+            row[f"steps_to_{pct}"] = float(np.mean(reached)) if reached else math.nan
+            row[f"reached_{pct}"] = float(len(reached))
             spent_r = [s for s in spent if s is not None]
-            row[f"spent_to_{key}"] = float(np.mean(spent_r)) if spent_r else math.nan
+            row[f"spent_to_{pct}"] = float(np.mean(spent_r)) if spent_r else math.nan
         row["steps_mean"] = _mean_std([h.records[-1].steps for h in runs])[0]
         row["spent_steps_mean"] = _mean_std([h.records[-1].spent_steps for h in runs])[0]
         row["spent_examples_mean"] = _mean_std([h.records[-1].spent_examples for h in runs])[0]
@@ -270,14 +292,27 @@ def summarize(
         rows[label] = row
     for label in labels:
         for x in goals:
-            key = _pct(x)
-            mine, base = rows[label][f"steps_to_{key}"], rows[baseline][f"steps_to_{key}"]
-            rows[label][f"speedup_{key}"] = base / mine if mine > 0 else math.nan
+            pct = _pct(x)
+            mine, base = rows[label][f"steps_to_{pct}"], rows[baseline][f"steps_to_{pct}"]
+            rows[label][f"speedup_{pct}"] = base / mine if mine > 0 else math.nan
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "strategy"
     df.attrs["targets"] = {x: goals[x] for x in goals}
     df.attrs["baseline"] = baseline
+    df.attrs["metric"] = key
+    df.attrs["maximize"] = maximize
+    df.attrs["best"] = best_any
     return df
+
+
+def _metric_of(histories: Mapping[str, Sequence[History]]) -> tuple[str, bool]:
+    """The metric key and direction the runs share (accuracy when there are none)."""
+    found = {(h.metric, h.maximize) for hs in histories.values() for h in hs}
+    if len(found) > 1:
+        raise ValueError(
+            f"The runs of a comparison must share one metric, but got {sorted(found)}."
+        )
+    return found.pop() if found else ("acc", True)
 
 
 def _sound(runs: Sequence[History]) -> list[History]:
@@ -286,7 +321,11 @@ def _sound(runs: Sequence[History]) -> list[History]:
 
 
 def format_table(df: pd.DataFrame) -> str:
-    """The comparison as a table for a terminal (accuracies in percent, steps as integers)."""
+    """The comparison as a table for a terminal (accuracy in percent, other metrics with 4
+    digits, steps as integers)."""
+    from trainers import format_score
+
+    key = df.attrs.get("metric", "acc")
     targets = sorted(df.attrs.get("targets", {}))
     headers = ["strategy", "final val", "best val", "test@best"]
     headers += [f"steps to {_pct(x)}% (speed-up)" for x in targets]
@@ -296,17 +335,17 @@ def format_table(df: pd.DataFrame) -> str:
         n = int(row["runs"])
         cells = [
             str(label) + (f" [{int(row['diverged'])} diverged]" if row["diverged"] else ""),
-            _pm(row["final_val_acc_mean"], row["final_val_acc_std"]),
-            _pm(row["best_val_acc_mean"], row["best_val_acc_std"]),
-            _pm(row["test_acc_at_best_mean"], row["test_acc_at_best_std"]),
+            _pm(row[f"final_val_{key}_mean"], row[f"final_val_{key}_std"], key),
+            _pm(row[f"best_val_{key}_mean"], row[f"best_val_{key}_std"], key),
+            _pm(row[f"test_{key}_at_best_mean"], row[f"test_{key}_at_best_std"], key),
         ]
         for x in targets:
-            key = _pct(x)
-            steps, reached = row[f"steps_to_{key}"], int(row[f"reached_{key}"])
+            pct = _pct(x)
+            steps, reached = row[f"steps_to_{pct}"], int(row[f"reached_{pct}"])
             if reached == 0:
                 cells.append("never")
             else:
-                speedup = row[f"speedup_{key}"]
+                speedup = row[f"speedup_{pct}"]
                 ratio = f"{speedup:.2f}x" if math.isfinite(speedup) else "-"
                 text = f"{steps:,.0f} ({ratio})"
                 cells.append(text + ("" if reached == n else f" {reached}/{n}"))
@@ -326,12 +365,16 @@ def format_table(df: pd.DataFrame) -> str:
     out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in lines]
     goals = df.attrs.get("targets", {})
     if goals:
-        best = max(goals.values()) / max(goals)
+        best = df.attrs.get("best", math.nan)
+        name = "accuracy" if key == "acc" else key
+        listed = ", ".join(
+            f"{_pct(x)}% = {format_score(v, key)}" for x, v in sorted(goals.items())
+        )
+        way = "of" if df.attrs.get("maximize", True) else "within 1/x of"
         out.append(
-            f"targets: {', '.join(f'{_pct(x)}% = {v:.1%}' for x, v in sorted(goals.items()))} "
-            f"of the best val accuracy any run reached ({best:.1%}); speed-ups against "
-            f"{df.attrs.get('baseline')!r}; accuracies are mean ± std over the runs that did "
-            "not diverge."
+            f"targets: {listed} {way} the best val {name} any run reached "
+            f"({format_score(best, key)}); speed-ups against {df.attrs.get('baseline')!r}; "
+            f"scores are mean ± std over the runs that did not diverge."
         )
     return "\n".join(out)
 
@@ -344,11 +387,16 @@ def format_table(df: pd.DataFrame) -> str:
 def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Figure]:
     """Two figures, one line per strategy (the mean over seeds, the seeds' range shaded):
 
-    * ``val_acc``: validation accuracy against the kept trajectory's steps and against the
-      steps spent;
+    * ``val_<key>`` (``val_acc`` by default): the validation score against the kept
+      trajectory's steps and against the steps spent;
     * ``lr``: the learning rate against epochs (log scale; the line is the geometric mean).
     """
     from matplotlib.figure import Figure
+
+    from hpo._plots import score_axis
+
+    key, _ = _metric_of(histories)
+    scale, ylabel = score_axis(key)
 
     fig_val = Figure(figsize=(12, 4.8), layout="constrained")
     ax_traj, ax_spent = fig_val.subplots(1, 2, sharey=True)
@@ -356,7 +404,7 @@ def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Fig
     ax_lr = fig_lr.subplots()
     for i, (label, runs) in enumerate(histories.items()):
         color = f"C{i % 10}"
-        acc = _stack([h.column("val_acc") for h in runs])
+        acc = _stack([h.column("val_score") for h in runs])
         steps = _stack([h.column("steps") for h in runs])
         spent = _stack([h.column("spent_steps") for h in runs])
         lr = _stack([h.column("lr") for h in runs])
@@ -364,11 +412,11 @@ def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Fig
             continue
         for ax, x in ((ax_traj, steps), (ax_spent, spent)):
             xm = np.nanmean(x, axis=0)
-            ax.plot(xm, 100 * np.nanmean(acc, axis=0), color=color, label=label, lw=1.6)
+            ax.plot(xm, scale * np.nanmean(acc, axis=0), color=color, label=label, lw=1.6)
             ax.fill_between(
                 xm,
-                100 * np.nanmin(acc, axis=0),
-                100 * np.nanmax(acc, axis=0),
+                scale * np.nanmin(acc, axis=0),
+                scale * np.nanmax(acc, axis=0),
                 color=color,
                 alpha=0.18,
                 lw=0,
@@ -382,18 +430,18 @@ def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Fig
         )
     ax_traj.set_xlabel("optimizer steps of the kept trajectory")
     ax_spent.set_xlabel("optimizer steps spent (all branches, members, trials)")
-    ax_traj.set_ylabel("validation accuracy (%)")
+    ax_traj.set_ylabel(f"validation {ylabel}")
     for ax in (ax_traj, ax_spent):
         ax.grid(alpha=0.3)
-    ax_spent.legend(loc="lower right")
-    fig_val.suptitle("Validation accuracy (mean over seeds; shaded: min–max)")
+    ax_spent.legend(loc="best")
+    fig_val.suptitle(f"Validation {ylabel} (mean over seeds; shaded: min–max)")
     ax_lr.set_yscale("log")
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate (epoch mean)")
     ax_lr.grid(alpha=0.3)
     ax_lr.legend(loc="best")
     fig_lr.suptitle("Learning rate (geometric mean over seeds; shaded: min–max)")
-    return {"val_acc": fig_val, "lr": fig_lr}
+    return {f"val_{key}": fig_val, "lr": fig_lr}
 
 
 # =============================================================================================
@@ -468,10 +516,14 @@ def _finite_or(values: Sequence[float], default: float) -> list[float]:
     return out or [default]
 
 
-def _pm(mean: float, std: float) -> str:
+def _pm(mean: float, std: float, key: str = "acc") -> str:
+    from trainers._metrics import PERCENT_KEYS
+
     if not math.isfinite(mean):
         return "-"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}%"
+    if key in PERCENT_KEYS:
+        return f"{100 * mean:.1f} ± {100 * std:.1f}%"
+    return f"{mean:.4g} ± {std:.2g}"
 
 
 def _stack(columns: Sequence[Sequence[float]]) -> np.ndarray:
@@ -493,8 +545,11 @@ def _progress_line(
     final = history.final
     text = f"[{done:>{width}}/{total}] {label} seed {seed}: "
     if best is not None and final is not None:
+        from trainers import format_score
+
         text += (
-            f"best val {best.val_acc:.1%}, {final.steps:,} steps ({final.spent_steps:,} spent), "
+            f"best val {format_score(best.val_score, history.metric)}, {final.steps:,} steps "
+            f"({final.spent_steps:,} spent), "
         )
     if history.status != "finished":
         text += f"{history.status}, "
@@ -534,11 +589,12 @@ def _log_comparison(
     for name, fig in figures.items():
         client.log_figure(run_id, fig, f"plots/{name}.png")
     metrics = {}
+    key = table.attrs.get("metric", "acc")
     for label, row in table.iterrows():
         for col in (
-            "best_val_acc_mean",
-            "final_val_acc_mean",
-            "test_acc_at_best_mean",
+            f"best_val_{key}_mean",
+            f"final_val_{key}_mean",
+            f"test_{key}_at_best_mean",
             "spent_steps_mean",
         ):
             metrics[f"{label}.{col}"] = float(row[col])

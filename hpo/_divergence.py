@@ -17,38 +17,42 @@ if TYPE_CHECKING:
 class DivergenceRule:
     r"""The three ways a run counts as diverged.
 
-    With :math:`L_0` the validation loss of the initial weights and :math:`c` the chance
-    accuracy (always predicting the validation split's most frequent class), an epoch has
-    diverged when
+    With :math:`L_0` the validation loss of the initial weights, :math:`c` the metric's chance
+    score (accuracy: always predicting the validation split's most frequent class; MSE:
+    always predicting the mean) and :math:`s^*` its ideal score (1 for accuracy, 0 for MSE),
+    write the progress of a score :math:`s` as :math:`u(s) = (s - c) / (s^* - c)` (0 at chance,
+    1 when perfect, whichever way the metric points). An epoch has diverged when
 
     1. its training or validation loss is not finite;
     2. its mean training loss exceeds ``loss_factor`` :math:`\cdot L_0` (a finite loss that
        exploded: Adam at lr 1e6 ends with losses around 1e27 and accuracy at chance);
-    3. its validation accuracy has been within ``chance_margin`` of :math:`c` for
-       ``chance_epochs`` epochs in a row after the run had learned, i.e. after its best
-       validation accuracy reached :math:`c + \text{learned} \cdot (1 - c)`.
+    3. :math:`u` of its validation score has been at most ``chance_margin`` for
+       ``chance_epochs`` epochs in a row after the run had learned: after its best validation
+       score reached :math:`u \ge` ``learned``.
 
     Rule 3 never fires on a run that has not learned yet (a slow start is not a divergence),
     nor on one that falls to chance for an epoch and recovers: SGD-SA at the paper's
-    temperature can do that and still end at 94 %.
+    temperature can do that and still end at 94 %. It needs a metric with a known chance and
+    ideal score (accuracy, error, MSE, MAE, R²; not the loss or a user's metric without them).
 
     Args:
         loss_factor: How many times the initial validation loss the training loss may reach,
             > 1; ``inf`` turns rule 2 off.
-        chance_margin: How close to chance (a fraction) counts as "at chance", >= 0.
-        learned: How far from chance the best accuracy must have been (a fraction of the way
-            from chance to 100 %) for rule 3 to apply, in (0, 1]; ``1`` all but turns it off.
+        chance_margin: How close to chance counts as "at chance", as progress :math:`u`, >= 0
+            (0.02: within 2 % of the way from chance to perfect).
+        learned: The progress the best score must have reached for rule 3 to apply, in
+            (0, 1]; ``1`` all but turns it off.
         chance_epochs: How many epochs in a row at chance rule 3 waits for, >= 1.
 
     Example:
         >>> rule = DivergenceRule()
-        >>> rule.reason(train_loss=3e27, val_loss=3e27, val_acc=0.1, best_val_acc=0.1,
-        ...             initial_loss=2.3, chance=0.1)
+        >>> rule.reason(train_loss=3e27, val_loss=3e27, score=0.1, best=0.1,
+        ...             initial_loss=2.3, chance=0.1, ideal=1.0)
         'training loss 3e+27 exploded (> 10 x the initial 2.3)'
-        >>> why = rule.reason(train_loss=2.3, val_loss=2.3, val_acc=0.11, best_val_acc=0.85,
-        ...                   initial_loss=2.3, chance=0.1, epochs_at_chance=3)
+        >>> why = rule.reason(train_loss=2.3, val_loss=2.3, score=0.11, best=0.85,
+        ...                   initial_loss=2.3, chance=0.1, ideal=1.0, epochs_at_chance=3)
         >>> why.split(" (")[0]
-        'validation accuracy back at chance for 3 epochs'
+        'validation score back at chance for 3 epochs'
     """
 
     loss_factor: float = 10.0
@@ -63,13 +67,15 @@ class DivergenceRule:
         check_range(owner, "learned", self.learned, 0.0, 1.0, low_closed=False)
         check_range(owner, "chance_epochs", self.chance_epochs, 1, integer=True)
 
-    def at_chance(self, val_acc: float, best_val_acc: float, chance: float) -> bool:
+    def at_chance(self, score: float, best: float, chance: float, ideal: float) -> bool:
         """Whether an epoch counts toward rule 3: at chance, after the run had learned."""
+        span = ideal - chance
+        if not (math.isfinite(span) and span != 0 and math.isfinite(best)):
+            return False
         return (
-            math.isfinite(chance)
-            and math.isfinite(best_val_acc)
-            and best_val_acc >= chance + self.learned * (1.0 - chance)
-            and val_acc <= chance + self.chance_margin
+            (best - chance) / span >= self.learned
+            and math.isfinite(score)
+            and (score - chance) / span <= self.chance_margin
         )
 
     def reason(
@@ -77,10 +83,11 @@ class DivergenceRule:
         *,
         train_loss: float,
         val_loss: float,
-        val_acc: float,
-        best_val_acc: float,
+        score: float,
+        best: float,
         initial_loss: float,
         chance: float,
+        ideal: float,
         epochs_at_chance: int = 1,
     ) -> str | None:
         """Why an epoch diverged, in words; ``None`` when it did not.
@@ -88,11 +95,11 @@ class DivergenceRule:
         Args:
             train_loss: The epoch's mean training loss.
             val_loss: The validation loss after the epoch.
-            val_acc: The validation accuracy after the epoch.
-            best_val_acc: The best validation accuracy of the run before this epoch (NaN if
-                none).
+            score: The validation score (the metric) after the epoch.
+            best: The best validation score of the run before this epoch (NaN if none).
             initial_loss: The validation loss of the initial weights (NaN: rule 2 is off).
-            chance: The chance accuracy (NaN: rule 3 is off).
+            chance: The metric's chance score (NaN: rule 3 is off).
+            ideal: The metric's ideal score (NaN: rule 3 is off).
             epochs_at_chance: Epochs in a row, this one included, that were ``at_chance``.
         """
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
@@ -102,12 +109,10 @@ class DivergenceRule:
                 f"training loss {train_loss:.3g} exploded "
                 f"(> {self.loss_factor:g} x the initial {initial_loss:.3g})"
             )
-        if epochs_at_chance >= self.chance_epochs and self.at_chance(
-            val_acc, best_val_acc, chance
-        ):
+        if epochs_at_chance >= self.chance_epochs and self.at_chance(score, best, chance, ideal):
             return (
-                f"validation accuracy back at chance for {epochs_at_chance} epochs "
-                f"({val_acc:.1%}, chance {chance:.1%}) after reaching {best_val_acc:.1%}"
+                f"validation score back at chance for {epochs_at_chance} epochs "
+                f"({score:.4g}, chance {chance:.4g}) after reaching {best:.4g}"
             )
         return None
 
@@ -115,9 +120,9 @@ class DivergenceRule:
 class DivergenceMonitor:
     """Applies a ``DivergenceRule`` to one trajectory, epoch after epoch.
 
-    It measures the initial validation loss and the chance accuracy of ``trainer`` when built
-    (one evaluation; the trainer's weights and random streams are untouched), then
-    ``check(...)`` is called with each epoch's losses and accuracy.
+    It measures the initial validation loss and the metric's chance score of ``trainer`` when
+    built (one evaluation; the trainer's weights and random streams are untouched), then
+    ``check(...)`` is called with each epoch's losses and validation score.
 
     Args:
         trainer: The trainer, on its initial weights.
@@ -126,38 +131,44 @@ class DivergenceMonitor:
     Example:
         >>> import hpo
         >>> monitor = DivergenceMonitor(hpo.testing.boring_task().build_trainer())
-        >>> monitor.check(train_loss=1.5, val_loss=1.4, val_acc=0.6) is None
+        >>> monitor.check(train_loss=1.5, val_loss=1.4, score=0.6) is None
         True
-        >>> monitor.check(train_loss=float("nan"), val_loss=float("nan"), val_acc=float("nan"))
+        >>> monitor.check(train_loss=float("nan"), val_loss=float("nan"), score=float("nan"))
         'non-finite loss'
     """
 
     def __init__(self, trainer: Trainer, rule: DivergenceRule | None = None) -> None:
+        metric = trainer.metric
         self.rule = DivergenceRule() if rule is None else rule
         self.initial_loss = trainer.evaluate().loss
-        self.chance = trainer.data.chance_accuracy("val")
-        self.best_val_acc = math.nan
+        self.chance = metric.chance_score(trainer.data.targets("val"))
+        self.ideal = math.nan if metric.ideal is None else metric.ideal
+        self.maximize = metric.maximize
+        self.best = math.nan
         self.epochs_at_chance = 0
 
     def reset(self) -> None:
-        """Forget the best accuracy seen (a new trajectory from the same initial weights)."""
-        self.best_val_acc = math.nan
+        """Forget the best score seen (a new trajectory from the same initial weights)."""
+        self.best = math.nan
         self.epochs_at_chance = 0
 
-    def check(self, *, train_loss: float, val_loss: float, val_acc: float) -> str | None:
-        """The reason this epoch diverged, or ``None``; a sound epoch updates the best
-        accuracy seen."""
-        at_chance = self.rule.at_chance(val_acc, self.best_val_acc, self.chance)
+    def check(self, *, train_loss: float, val_loss: float, score: float) -> str | None:
+        """The reason this epoch diverged, or ``None``; a sound epoch updates the best score
+        seen."""
+        at_chance = self.rule.at_chance(score, self.best, self.chance, self.ideal)
         self.epochs_at_chance = self.epochs_at_chance + 1 if at_chance else 0
         why = self.rule.reason(
             train_loss=train_loss,
             val_loss=val_loss,
-            val_acc=val_acc,
-            best_val_acc=self.best_val_acc,
+            score=score,
+            best=self.best,
             initial_loss=self.initial_loss,
             chance=self.chance,
+            ideal=self.ideal,
             epochs_at_chance=self.epochs_at_chance,
         )
-        if why is None and math.isfinite(val_acc) and not val_acc <= self.best_val_acc:
-            self.best_val_acc = val_acc
+        if why is None and math.isfinite(score):
+            signed = score if self.maximize else -score
+            if math.isnan(self.best) or signed > (self.best if self.maximize else -self.best):
+                self.best = score
         return why

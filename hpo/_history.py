@@ -1,7 +1,10 @@
 """``History``: what a strategy did, epoch by epoch, and why.
 
-Accuracies are fractions in [0, 1] everywhere in the API (MLflow metrics included); printed
-tables show percent.
+Every epoch records the task's metric on the training pass and on the validation split
+(``train_score``, ``val_score``: accuracy by default, a fraction in [0, 1]; printed tables show
+it in percent) with its direction (``History.maximize``). ``history.column("val_acc")`` (or
+``"val_mse"``...: ``val_`` + the metric's key) reads the score under its own name, as MLflow
+logs it.
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ class EpochRecord:
         lr_min: Smallest lr used this epoch.
         lr_max: Largest lr used this epoch.
         train_loss: Mean training loss over the epoch's minibatches.
-        train_acc: Training accuracy over the epoch, a fraction.
+        train_score: The metric over the epoch's training pass (accuracy by default).
         val_loss: Validation loss of the weights at the end of the epoch.
-        val_acc: Validation accuracy, a fraction.
+        val_score: The metric on the validation split (accuracy by default, a fraction).
         steps: Optimizer steps of the kept trajectory so far.
         examples: Examples of the kept trajectory so far.
         spent_steps: All optimizer steps spent so far, discarded work included.
@@ -65,9 +68,9 @@ class EpochRecord:
     lr_min: float
     lr_max: float
     train_loss: float
-    train_acc: float
+    train_score: float
     val_loss: float
-    val_acc: float
+    val_score: float
     steps: int
     examples: int
     spent_steps: int
@@ -99,11 +102,14 @@ class History:
             loss, a loss that exploded, or accuracy back at chance after the run had learned.
         error: The exception's text when the run failed.
         test_loss: Test loss of the final weights.
-        test_acc: Test accuracy of the final weights.
-        best_epoch: The epoch with the highest validation accuracy (earliest on ties).
+        test_score: Test score (the metric) of the final weights.
+        best_epoch: The epoch with the best validation score (earliest on ties).
         best_test_loss: Test loss of the weights of ``best_epoch``.
-        best_test_acc: Test accuracy of the weights of ``best_epoch``.
+        best_test_score: Test score of the weights of ``best_epoch``.
         info: Free-form strategy output (PBT lineage, ensemble accuracies, ...).
+        metric: The key of the task's metric (``acc``, ``mse``...): ``column("val_" + metric)``
+            and the MLflow metric ``val_<metric>`` are the validation score.
+        maximize: Whether a higher score is better.
 
     Example:
         >>> h = History(strategy="constant", config={"lr": 0.1})
@@ -121,11 +127,13 @@ class History:
     diverged_reason: str | None = None
     error: str | None = None
     test_loss: float = math.nan
-    test_acc: float = math.nan
+    test_score: float = math.nan
     best_epoch: int | None = None
     best_test_loss: float = math.nan
-    best_test_acc: float = math.nan
+    best_test_score: float = math.nan
     info: dict[str, Any] = field(default_factory=dict)
+    metric: str = "acc"
+    maximize: bool = True
     #: Figures the strategy drew of its run (``name -> matplotlib Figure``); logged as MLflow
     #: artifacts ``plots/<name>.png``, never serialised.
     figures: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -156,24 +164,48 @@ class History:
         """The record of ``best_epoch``."""
         return None if self.best_epoch is None else self.records[self.best_epoch - 1]
 
+    def signed(self, score: float) -> float:
+        """``score`` when higher is better, else ``-score``: larger always means better."""
+        return score if self.maximize else -score
+
+    def is_better(self, a: float, b: float) -> bool:
+        """Whether score ``a`` beats ``b`` in the metric's direction (a NaN never does)."""
+        return not math.isnan(a) and (math.isnan(b) or self.signed(a) > self.signed(b))
+
     @property
     def all_decisions(self) -> list[Decision]:
         """Every decision, those before the first epoch first."""
         return [*self.decisions, *(d for r in self.records for d in r.decisions)]
 
     def column(self, name: str) -> list[Any]:
-        """One field (or strategy metric) of every record, e.g. ``history.column("val_acc")``."""
+        """One field (or strategy metric) of every record, e.g. ``history.column("val_acc")``:
+        ``train_<key>`` / ``val_<key>`` name the score by the metric's key."""
+        name = self._field(name)
         if name in _RECORD_FIELDS:
             return [getattr(r, name) for r in self.records]
         return [r.metrics.get(name, math.nan) for r in self.records]
+
+    def _field(self, name: str) -> str:
+        for split in ("train", "val"):
+            if name == f"{split}_{self.metric}" and f"{split}_{self.metric}" not in (
+                "train_loss",
+                "val_loss",
+            ):
+                return f"{split}_score"
+        return name
 
     def to_frame(self) -> pd.DataFrame:
         """One row per epoch: the record's fields and its strategy metrics as columns."""
         import pandas as pd
 
         rows = []
+        renamed = {"train_score": f"train_{self.metric}", "val_score": f"val_{self.metric}"}
         for r in self.records:
-            row = {f: getattr(r, f) for f in _RECORD_FIELDS if f not in ("decisions", "metrics")}
+            row = {
+                renamed.get(f, f): getattr(r, f)
+                for f in _RECORD_FIELDS
+                if f not in ("decisions", "metrics")
+            }
             row.update(r.metrics)
             row["decisions"] = "; ".join(d.reason for d in r.decisions)
             rows.append(row)
@@ -189,10 +221,16 @@ class History:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
         data = dict(data)
+        for old in ("test_acc", "best_test_acc"):  # written before the task owned its metric
+            if old in data:
+                data[old.replace("_acc", "_score")] = data.pop(old)
         data["decisions"] = [Decision(**d) for d in data.get("decisions", [])]
         records = []
         for r in data.get("records", []):
             r = dict(r)
+            for split in ("train", "val"):  # written before the task owned its metric
+                if f"{split}_acc" in r:
+                    r[f"{split}_score"] = r.pop(f"{split}_acc")
             r["decisions"] = [Decision(**d) for d in r.get("decisions", [])]
             records.append(EpochRecord(**r))
         data["records"] = records

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from hpo._tracking import MLflowCallback
     from trainers import DataSplits, Trainer
 
-#: Metrics of an epoch record and whether larger is better.
-MAXIMIZED = {"val_acc": True, "train_acc": True, "val_loss": False, "train_loss": False}
+#: Losses of an epoch record: smaller is better.
+LOSS_COLUMNS = ("val_loss", "train_loss")
 #: The study's user attr that holds its MLflow parent run's id.
 PARENT_ATTR = "mlflow_parent_run_id"
 #: ``sampler_by_name``'s samplers: name -> the ``optuna.samplers`` class (built with the seed).
@@ -61,7 +61,7 @@ class Objective:
         self,
         task: Task,
         strategy_factory: Callable[[optuna.Trial], Strategy],
-        metric: str = "val_acc",
+        metric: str | None = None,
         *,
         summary: str = "best",
         budget: Budget | None = None,
@@ -77,7 +77,8 @@ class Objective:
                 "`strategy_factory` must be a callable that takes an optuna.Trial and returns a "
                 f"strategy, but got {strategy_factory!r}."
             )
-        check_type("objective", "metric", metric, str)
+        if metric is not None:
+            check_type("objective", "metric", metric, str)
         if report is not None:
             check_type("objective", "report", report, str)
         check_choice("objective", "summary", summary, ("best", "final"))
@@ -85,20 +86,54 @@ class Objective:
             raise TypeError(f"`tracking` must be True, False or a URI, but got {tracking!r}.")
         self.task = task
         self.strategy_factory = strategy_factory
-        self.metric = metric
+        self._metric = metric
         self.summary = summary
         self.budget = budget
         self.tracking = tracking
         self.experiment = experiment
-        self.report = metric if report is None else report
+        self._report = report
         self._data = data
         self._lock = threading.Lock()
         self._parents: dict[str, str] = {}
+        self._task_metric: Any = None
+
+    @property
+    def metric(self) -> str:
+        """The value of a trial: ``val_<key>`` of the task's metric (``val_acc`` by default,
+        ``val_mse`` for an MSE task...) unless another was given."""
+        return self._metric if self._metric is not None else f"val_{self._resolve().key}"
+
+    @property
+    def report(self) -> str:
+        """What is reported each epoch for pruning (``metric`` unless another was given)."""
+        return self.metric if self._report is None else self._report
 
     @property
     def maximize(self) -> bool | None:
-        """Whether the metric is maximised (``None`` for a strategy-specific metric)."""
-        return MAXIMIZED.get(self.metric)
+        """Whether the metric is maximised: the task's metric's direction for its scores, False
+        for the losses, ``None`` for a strategy-specific metric."""
+        name = self.metric
+        if name in LOSS_COLUMNS:
+            return False
+        task_metric = self._resolve()
+        if name in (f"val_{task_metric.key}", f"train_{task_metric.key}"):
+            return bool(task_metric.maximize)
+        return None
+
+    def _resolve(self) -> Any:
+        """The task's ``trainers.Metric`` (the data are loaded when only they can tell)."""
+        if self._task_metric is None:
+            if self.task.metric is None and self.task.data is not None:
+                self._task_metric = self.task.resolve_metric(self._shared_data())
+            else:  # named or given, or a built-in dataset (class labels)
+                from trainers import get_metric
+
+                metric = self.task.metric or "accuracy"
+                if isinstance(metric, str) and ":" in metric:
+                    self._task_metric = self.task.resolve_metric(self._shared_data())
+                else:
+                    self._task_metric = get_metric(metric, direction=self.task.direction)
+        return self._task_metric
 
     # ---------------------------------------------------------------- one trial
 
@@ -198,7 +233,7 @@ class Objective:
                 "direction": study.direction.name.lower(),
                 "sampler": type(study.sampler).__name__,
                 "pruner": type(study.pruner).__name__,
-                "metric": self.metric,
+                "value_metric": self.metric,
                 "summary": self.summary,
                 **self.task.to_params(),
             }
@@ -232,7 +267,7 @@ class Objective:
 def objective(
     task: Task,
     strategy_factory: Callable[[optuna.Trial], Strategy],
-    metric: str = "val_acc",
+    metric: str | None = None,
     *,
     summary: str = "best",
     budget: Budget | None = None,
@@ -246,10 +281,10 @@ def objective(
     The metric is reported every epoch (``trial.report(value, epoch)``) and
     ``trial.should_prune()`` is honoured, so every Optuna pruner works (Median, Hyperband,
     SuccessiveHalving, Threshold, ...). A diverged run (``hpo.DivergenceRule``: a non-finite or
-    exploding loss, or accuracy back at chance after it had learned) ends as a *pruned* trial
+    exploding loss, or a score back at chance after it had learned) ends as a *pruned* trial
     with ``trial.user_attrs["diverged"] = True``, ``["diverged_epoch"]`` and
-    ``["diverged_reason"]``: it never
-    raises out of ``study.optimize`` and never becomes the best trial. Every trial is an MLflow
+    ``["diverged_reason"]``: it never raises out of ``study.optimize`` and never becomes the
+    best trial. Every trial is an MLflow
     run (name ``trial N``, the trial's params as ``trial.*``, per-epoch metrics) nested under the
     study's parent run (name = the study's name); the trial stores its run id in
     ``trial.user_attrs["mlflow_run_id"]``. Works with any storage, so several processes can
@@ -259,8 +294,10 @@ def objective(
         task: The training problem (the same seed for every trial).
         strategy_factory: ``trial -> strategy``; draws the strategy's hyperparameters with
             ``trial.suggest_*``. A registered strategy's ``suggest`` classmethod is one.
-        metric: ``val_acc`` (default), ``val_loss``, ``train_acc``, ``train_loss`` or a
-            strategy's own metric. The study's direction must match (checked).
+        metric: The trial's value: ``None`` (default) for the task's metric on the validation
+            split (``val_acc`` for accuracy, ``val_mse`` for MSE...), or ``val_loss``,
+            ``train_<key>``, ``train_loss`` or a strategy's own metric. The study's direction
+            must match the metric's (checked).
         summary: The trial's value: the ``best`` epoch's metric (default) or the ``final`` one.
         budget: Limits of each run (default: the task's epochs).
         tracking: ``True`` (MLflow at ``MLFLOW_TRACKING_URI``), a URI, or ``False``.
@@ -337,13 +374,13 @@ class _Reporter(Callback):
         self._maybe_prune(step, value)
 
     def on_epoch_end(self, history: History, record: EpochRecord) -> None:
-        best = _metric(record, self.value_metric)
+        best = _metric(history, record, self.value_metric)
         if math.isfinite(best) and (
             self.best is None or (best > self.best if self.maximize else best < self.best)
         ):
             self.best = best
             self.trial.set_user_attr("value_so_far", best)
-        value = _metric(record, self.metric)
+        value = _metric(history, record, self.metric)
         if not math.isfinite(value):
             return  # a diverged epoch: the run ends and the objective marks the trial
         step = self.offset + record.epoch
@@ -357,8 +394,8 @@ class _Reporter(Callback):
             raise optuna.TrialPruned(f"pruned at step {step} ({self.metric}={value:.4g})")
 
 
-def _metric(record: EpochRecord, name: str) -> float:
-    value = getattr(record, name, None)
+def _metric(history: History, record: EpochRecord, name: str) -> float:
+    value = getattr(record, history._field(name), None)
     if value is None:
         value = record.metrics.get(name, math.nan)
     return float(value)

@@ -29,24 +29,29 @@ def plot_history(history: History, *, title: str | None = None) -> Figure:
     """
     from matplotlib.figure import Figure
 
+    from trainers import format_score
+
     fig = Figure(figsize=(7, 5.5), layout="constrained")
     ax_acc, ax_lr = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     epochs = history.column("epoch")
-    ax_acc.plot(epochs, [100 * a for a in history.column("train_acc")], label="train", lw=1.5)
-    ax_acc.plot(epochs, [100 * a for a in history.column("val_acc")], label="validation", lw=1.5)
+    scale, ylabel = score_axis(history.metric)
+    ax_acc.plot(epochs, [scale * a for a in history.column("train_score")], label="train", lw=1.5)
+    ax_acc.plot(
+        epochs, [scale * a for a in history.column("val_score")], label="validation", lw=1.5
+    )
     if history.best is not None:
         ax_acc.scatter(
             [history.best.epoch],
-            [100 * history.best.val_acc],
+            [scale * history.best.val_score],
             color="k",
             zorder=3,
-            label=f"best val {history.best.val_acc:.1%}",
+            label=f"best val {format_score(history.best.val_score, history.metric)}",
         )
     if history.diverged_epoch is not None:
         ax_acc.axvline(history.diverged_epoch, color="r", ls="--", label="diverged")
-    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.set_ylabel(ylabel)
     ax_acc.grid(alpha=0.3)
-    ax_acc.legend(loc="lower right")
+    ax_acc.legend(loc="best")
 
     lrs = history.column("lr")
     ax_lr.plot(epochs, lrs, color="C2", lw=1.5, label="mean lr")
@@ -64,3 +69,18 @@ def plot_history(history: History, *, title: str | None = None) -> Figure:
     ax_lr.grid(alpha=0.3)
     fig.suptitle(title or f"{history.strategy} ({history.status})")
     return fig
+
+
+def score_axis(key: str) -> tuple[float, str]:
+    """How to draw scores of the metric ``key``: ``(100, "accuracy (%)")`` for accuracy (and
+    error), ``(1, key)`` otherwise.
+
+    Example:
+        >>> score_axis("acc"), score_axis("mse")
+        ((100.0, 'accuracy (%)'), (1.0, 'mse'))
+    """
+    if key == "acc":
+        return 100.0, "accuracy (%)"
+    if key == "error":
+        return 100.0, "error (%)"
+    return 1.0, key

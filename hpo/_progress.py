@@ -38,12 +38,16 @@ class ProgressPrinter(Callback):
         self._name = self.prefix or history.strategy
 
     def on_epoch_end(self, history: History, record: EpochRecord) -> None:
+        from trainers import format_score
+
+        key = history.metric
         total = f"/{self.total_epochs}" if self.total_epochs else ""
         width = len(str(self.total_epochs or record.epoch))
         line = (
             f"[{self._name}] epoch {record.epoch:>{width}}{total}  lr {record.lr:.2e}  "
-            f"train {record.train_loss:.3f} / {record.train_acc:6.1%}  "
-            f"val {record.val_loss:.3f} / {record.val_acc:6.1%}  {record.wall_time:5.1f}s"
+            f"train {record.train_loss:.3f} / {format_score(record.train_score, key):>6}  "
+            f"val {record.val_loss:.3f} / {format_score(record.val_score, key):>6}  "
+            f"{record.wall_time:5.1f}s"
         )
         if record.decisions:
             line += "  " + "; ".join(d.reason for d in record.decisions[-1:])

@@ -35,13 +35,14 @@ class Recorder:
         trainer: The trainer of the kept trajectory.
         budget: The run's limits.
         callbacks: Observers of the run.
-        keep_best: Keep an in-memory copy of the weights with the best validation accuracy so
-            far, to score them on the test split at the end.
+        keep_best: Keep an in-memory copy of the weights with the best validation score so
+            far (in the direction of the trainer's metric), to score them on the test split at
+            the end.
         spent: A function giving the work spent so far, when it is not ``trainer.spent`` (a
             population of trainers).
         divergence: When an epoch counts as diverged (``hpo.DivergenceRule``: a non-finite
-            loss, a training loss above 10x the initial validation loss, or validation
-            accuracy back at chance for 3 epochs after the run had learned). The initial
+            loss, a training loss above 10x the initial validation loss, or a validation
+            score back at chance for 3 epochs after the run had learned). The initial
             weights are evaluated once when the block is entered, for the initial loss.
 
     Example:
@@ -70,6 +71,8 @@ class Recorder:
         self.history = History(
             strategy=getattr(strategy, "name", type(strategy).__name__),
             config=asdict(config) if is_dataclass(config) else {},  # type: ignore[arg-type]
+            metric=trainer.metric.key,
+            maximize=trainer.metric.maximize,
         )
         self.strategy = strategy
         self.trainer = trainer
@@ -212,9 +215,9 @@ class Recorder:
             lr_min=result.lr_min,
             lr_max=result.lr_max,
             train_loss=result.loss,
-            train_acc=result.acc,
+            train_score=result.score,
             val_loss=val.loss,
-            val_acc=val.acc,
+            val_score=val.score,
             steps=c.steps,
             examples=c.examples,
             spent_steps=spent.steps,
@@ -231,8 +234,9 @@ class Recorder:
             h.status = "diverged"
             h.diverged_epoch = record.epoch
             h.diverged_reason = why
-        elif math.isfinite(record.val_acc) and (
-            h.best_epoch is None or record.val_acc > h.records[h.best_epoch - 1].val_acc
+        elif math.isfinite(record.val_score) and (
+            h.best_epoch is None
+            or h.is_better(record.val_score, h.records[h.best_epoch - 1].val_score)
         ):
             h.best_epoch = record.epoch
             if self._keep_best and weights is not None:
@@ -248,7 +252,7 @@ class Recorder:
         if self._monitor is None:  # used without ``with``: only non-finite losses count
             return "non-finite loss" if record.diverged else None
         return self._monitor.check(
-            train_loss=record.train_loss, val_loss=record.val_loss, val_acc=record.val_acc
+            train_loss=record.train_loss, val_loss=record.val_loss, score=record.val_score
         )
 
     # ---------------------------------------------------------------- end of run
@@ -257,17 +261,17 @@ class Recorder:
         h, trainer = self.history, self.trainer
         if h.status != "diverged" and h.records:
             final = trainer.test()
-            h.test_loss, h.test_acc = final.loss, final.acc
+            h.test_loss, h.test_score = final.loss, final.score
         if h.best_epoch is None:
             return
         if h.best_epoch == h.epochs and h.status != "diverged":
-            h.best_test_loss, h.best_test_acc = h.test_loss, h.test_acc
+            h.best_test_loss, h.best_test_score = h.test_loss, h.test_score
         elif self._best is not None:
             current = trainer.snapshot()
             trainer.restore(self._best)
             best = trainer.test()
             trainer.restore(current)
-            h.best_test_loss, h.best_test_acc = best.loss, best.acc
+            h.best_test_loss, h.best_test_score = best.loss, best.score
 
 
 def add_figures(history: History, plots: Callable[[History], dict[str, Any]] | None) -> None:
@@ -285,7 +289,7 @@ def add_figures(history: History, plots: Callable[[History], dict[str, Any]] | N
 
 
 def nan_eval() -> EvalResult:
-    """The validation score of a diverged epoch: NaN loss and accuracy."""
+    """The validation score of a diverged epoch: NaN loss and score."""
     from trainers import EvalResult
 
     return EvalResult(math.nan, math.nan)

@@ -28,8 +28,9 @@ def run(
     """Run ``strategy`` on a fresh trainer for ``task`` and log it as one MLflow run.
 
     The MLflow run gets the task's and the strategy's params, per-epoch metrics (``lr``,
-    ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` and the strategy's own signals,
-    ``step=epoch``), the final ``test_acc`` / ``test_loss``, the History as JSON and a PNG plot.
+    ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` — scores named by the task's
+    metric, ``val_mse`` for MSE — and the strategy's own signals, ``step=epoch``), the final
+    ``test_acc`` / ``test_loss``, the History as JSON and a PNG plot.
     A run that raises or diverges still ends as a finished MLflow run, with status ``FAILED``
     and every metric logged up to that point.
 

@@ -44,6 +44,8 @@ class MLflowCallback(Callback):
     own signals. At the end: ``test_loss``, ``test_acc``, ``best_val_acc``, ``best_test_acc``,
     the History as ``history.json`` and the plot ``plots/history.png``; the run's status is
     ``FINISHED``, or ``FAILED`` when it diverged or raised (tag ``hpo.status`` says which).
+    Scores are named by the task metric's key: ``val_acc``, ``test_acc`` for accuracy (the
+    default), ``val_mse``, ``test_mse`` for MSE, and so on.
 
     Args:
         tracking_uri: Where to log; ``None`` uses ``MLFLOW_TRACKING_URI`` or MLflow's default.
@@ -111,20 +113,23 @@ class MLflowCallback(Callback):
 
     def on_epoch_end(self, history: History, record: EpochRecord) -> None:
         if self.run_id is not None:
-            log_metrics(self.client, self.run_id, epoch_metrics(record), step=record.epoch)
+            log_metrics(
+                self.client, self.run_id, epoch_metrics(record, history.metric), step=record.epoch
+            )
 
     def on_run_end(self, history: History) -> None:
         if self.run_id is None:
             return
         client, run_id = self.client, self.run_id
+        key = history.metric
         final = {
             "test_loss": history.test_loss,
-            "test_acc": history.test_acc,
+            f"test_{key}": history.test_score,
             "best_test_loss": history.best_test_loss,
-            "best_test_acc": history.best_test_acc,
+            f"best_test_{key}": history.best_test_score,
         }
         if history.best is not None:
-            final["best_val_acc"] = history.best.val_acc
+            final[f"best_val_{key}"] = history.best.val_score
             final["best_epoch"] = history.best.epoch
         for key, value in history.info.get("summary_metrics", {}).items():
             if isinstance(value, (int, float)):  # strategy results (e.g. ensemble accuracy)
@@ -267,14 +272,15 @@ def log_metrics(
         client.log_batch(run_id, metrics=items[i : i + 1000])
 
 
-def epoch_metrics(record: EpochRecord) -> dict[str, float]:
-    """The numbers of one epoch that go to MLflow."""
+def epoch_metrics(record: EpochRecord, key: str = "acc") -> dict[str, float]:
+    """The numbers of one epoch that go to MLflow (the scores as ``train_<key>`` /
+    ``val_<key>``, ``key`` the metric's)."""
     out: dict[str, float] = {
         "lr": record.lr,
         "train_loss": record.train_loss,
-        "train_acc": record.train_acc,
+        f"train_{key}": record.train_score,
         "val_loss": record.val_loss,
-        "val_acc": record.val_acc,
+        f"val_{key}": record.val_score,
         "steps": record.steps,
         "spent_steps": record.spent_steps,
         "spent_examples": record.spent_examples,

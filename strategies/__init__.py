@@ -49,6 +49,32 @@ _LAZY = {
 }
 
 
+def _register_nos_optimizers() -> None:
+    """Register the ``nos:*`` optimizers in ``trainers``' registry; their module (and SciPy)
+    loads on first use."""
+    from trainers import OptimizerFamily, register_optimizer_family
+
+    def check(name: str, **options: Any) -> None:
+        from strategies._nos._spec import check_nos_optimizer
+
+        check_nos_optimizer(name, **options)
+
+    def build(name: str, params: Any, **options: Any) -> Any:
+        from strategies._nos._spec import build_nos_optimizer_for
+
+        return build_nos_optimizer_for(name, params, **options)
+
+    def known() -> list[str]:
+        from strategies._nos._registry import NOS_OPTIMIZERS
+
+        return [f"nos:{n}" for n in NOS_OPTIMIZERS]
+
+    register_optimizer_family(OptimizerFamily("nos:", check, build, known))
+
+
+_register_nos_optimizers()
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib

@@ -347,14 +347,17 @@ class Distancing(BaseStrategy):
         (the seed's Fig. 3.1)."""
         from matplotlib.figure import Figure
 
+        from hpo._plots import score_axis
+
         fig = Figure(figsize=(7, 5.5), layout="constrained")
         ax_acc, ax_d = fig.subplots(2, 1, sharex=True)
         epochs = history.column("epoch")
-        ax_acc.plot(epochs, [100 * a for a in history.column("val_acc")], label="validation")
+        scale, ylabel = score_axis(history.metric)
+        ax_acc.plot(epochs, [scale * a for a in history.column("val_score")], label="validation")
         for e in history.info.get("checkpoint_epochs", []):
             ax_acc.axvline(e, color="grey", ls=":", lw=1)
             ax_d.axvline(e, color="grey", ls=":", lw=1)
-        ax_acc.set_ylabel("accuracy (%)")
+        ax_acc.set_ylabel(ylabel)
         ax_acc.grid(alpha=0.3)
         for c in range(self.config.max_checkpoints):
             key = f"distance_c{c}"
@@ -432,8 +435,9 @@ class _Watcher(Callback):
         ]
         history.info["ensemble"] = score_ensemble(self.trainer, members)
         summary = history.info.setdefault("summary_metrics", {})
-        for key in ("val_acc", "test_acc", "best_single_val_acc", "best_single_test_acc"):
-            summary[f"ensemble_{key}"] = history.info["ensemble"][key]
+        key = self.trainer.metric.key
+        for name in ("val", "test", "best_single_val", "best_single_test"):
+            summary[f"ensemble_{name}_{key}"] = history.info["ensemble"][f"{name}_score"]
 
 
 @torch.no_grad()
@@ -441,38 +445,59 @@ def score_ensemble(
     trainer: Trainer, members: Sequence[tuple[list[Tensor], list[Tensor]]]
 ) -> dict[str, Any]:
     """Score the ensemble of ``members`` (parameter and buffer copies) and the trainer's current
-    weights on validation and test; the trainer is left as it was.
+    weights on validation and test, by the trainer's metric; the trainer is left as it was.
+
+    The ensemble averages the members' softmax outputs for class labels (its outputs are the
+    log of that average, so accuracy takes their argmax and the loss is the mixture's
+    likelihood) and their outputs for regression.
 
     Returns:
-        ``members`` (count), ``val_acc`` and ``test_acc`` of the averaged probabilities, and the
-        best single member (by validation accuracy) with its ``best_single_val_acc`` /
-        ``best_single_test_acc``.
+        ``members`` (count), ``val_score`` and ``test_score`` of the ensemble, and the best
+        single member (by validation score) with its ``best_single_val_score`` /
+        ``best_single_test_score``, and every member's ``single_val_scores``.
     """
     model = trainer.model
     params, buffers = list(model.parameters()), list(model.buffers())
     current = ([p.detach().clone() for p in params], [b.detach().clone() for b in buffers])
     everyone = [*members, current]
-    probs: dict[str, list[Tensor]] = {"val": [], "test": []}
+    outputs: dict[str, list[Tensor]] = {"val": [], "test": []}
     singles = []
+    classification = trainer.data.classification
     try:
         for p_copy, b_copy in everyone:
             torch._foreach_copy_(params, p_copy)
             if buffers:
                 torch._foreach_copy_(buffers, b_copy)
             for split in ("val", "test"):
-                probs[split].append(trainer.predict_proba(split))
-            singles.append((trainer.evaluate("val").acc, trainer.evaluate("test").acc))
+                out = trainer.predict(split)
+                outputs[split].append(out.softmax(1) if classification else out)
+            singles.append((trainer.evaluate("val").score, trainer.evaluate("test").score))
     finally:
         torch._foreach_copy_(params, current[0])
         if buffers:
             torch._foreach_copy_(buffers, current[1])
-    best = max(range(len(singles)), key=lambda i: (singles[i][0], i))
+    metric = trainer.metric
+    best = max(range(len(singles)), key=lambda i: (metric.signed(singles[i][0]), i))
+    scores = {}
+    for split in ("val", "test"):
+        mean = torch.stack(outputs[split]).mean(0)
+        scores[split] = _score(trainer, mean.log() if classification else mean, split)
     return {
         "members": len(everyone),
-        "val_acc": ensemble_accuracy(probs["val"], trainer.data.y_val),
-        "test_acc": ensemble_accuracy(probs["test"], trainer.data.y_test),
+        "val_score": scores["val"],
+        "test_score": scores["test"],
         "best_single": best,
-        "best_single_val_acc": singles[best][0],
-        "best_single_test_acc": singles[best][1],
-        "single_val_accs": [v for v, _ in singles],
+        "best_single_val_score": singles[best][0],
+        "best_single_test_score": singles[best][1],
+        "single_val_scores": [v for v, _ in singles],
     }
+
+
+def _score(trainer: Trainer, outputs: Tensor, split: str) -> float:
+    """The trainer's metric of ``outputs`` on a split (NaN when it is empty)."""
+    targets = trainer.data.targets(split)
+    if len(targets) == 0:
+        return math.nan
+    if trainer.metric.fn is None:  # the loss metric
+        return float(trainer.loss.total(outputs, targets)) / len(targets)
+    return trainer.metric(outputs, targets)

@@ -46,7 +46,7 @@ class LineageEvent:
     epoch: int
     member: int
     source: int
-    member_score: float
+    member_score: float  # the metric, negated when it is minimised: higher is better
     source_score: float
     hyperparameters: dict[str, float]
     resampled: tuple[str, ...]
@@ -114,7 +114,8 @@ class PBT(BaseStrategy):
     r"""Population Based Training in one process.
 
     ``population`` trainers share the dataset tensors and train side by side, each with its own
-    hyperparameters. Every ``interval`` epochs the members are ranked by validation accuracy;
+    hyperparameters. Every ``interval`` epochs the members are ranked by validation score (the
+    task's metric, in its direction);
     each member of the bottom ``quantile`` copies the weights, optimizer state and
     hyperparameters of a random member of the top ``quantile`` (*exploit*, through
     ``snapshot()`` / ``restore()``), then *explores*: each hyperparameter is redrawn from its
@@ -242,6 +243,7 @@ class PBT(BaseStrategy):
             return total
 
         lineage: list[dict[str, Any]] = []
+        metric = trainer.metric
         with Recorder(self, trainer, budget, callbacks, spent=spent) as rec:
             epoch = 0
             while not rec.done:
@@ -250,24 +252,28 @@ class PBT(BaseStrategy):
                 vals: list[EvalResult | None] = [
                     None if r.diverged else t.evaluate() for t, r in zip(trainers, results)
                 ]
-                scores = [math.nan if v is None else v.acc for v in vals]
-                lead = max(range(len(trainers)), key=lambda i: (finite_or_worst(scores[i]), -i))
+                scores = [math.nan if v is None else v.score for v in vals]
+                ranks = [metric.signed(s) for s in scores]  # higher is better, NaN stays NaN
+                lead = max(range(len(trainers)), key=lambda i: (finite_or_worst(ranks[i]), -i))
                 # every member diverged: no score to average (np.nanmean would warn)
                 scored = any(math.isfinite(s) for s in scores)
+                key = metric.key
+                worst = min(ranks, key=finite_or_worst) if scored else math.nan
+                mean = float(np.nanmean(scores)) if scored else math.nan
                 metrics = {
-                    "population_val_acc_mean": float(np.nanmean(scores)) if scored else math.nan,
-                    "population_val_acc_min": float(np.nanmin(scores)) if scored else math.nan,
+                    f"population_val_{key}_mean": mean,
+                    f"population_val_{key}_worst": metric.signed(worst),
                     "population_diverged": float(sum(v is None for v in vals)),
                     "lead_member": float(lead),
                 }
                 for i, t in enumerate(trainers):
                     metrics[f"member_{i}_lr"] = t.lr
-                    metrics[f"member_{i}_val_acc"] = scores[i]
+                    metrics[f"member_{i}_val_{key}"] = scores[i]
                 rec.trainer = trainers[lead]  # the kept trajectory is the leading member's
                 rec.end_epoch(results[lead], val=vals[lead], metrics=metrics)
                 if epoch % cfg.interval or rec.done:
                     continue
-                events = self.exploit_and_explore(members, scores, rng, space, epoch=epoch)
+                events = self.exploit_and_explore(members, ranks, rng, space, epoch=epoch)
                 for ev in events:
                     # a copy would otherwise follow its source's data order from now on
                     trainers[ev.member].reseed(int(rng.integers(2**31 - 1)))
@@ -275,8 +281,9 @@ class PBT(BaseStrategy):
                     rec.decide(
                         ev.hyperparameters["lr"],
                         True,
-                        f"member {ev.member} (val {ev.member_score:.1%}) <- member {ev.source} "
-                        f"(val {ev.source_score:.1%}), "
+                        f"member {ev.member} (val {metric.format(metric.signed(ev.member_score))})"
+                        f" <- member {ev.source} "
+                        f"(val {metric.format(metric.signed(ev.source_score))}), "
                         + format_hyperparameters(ev.hyperparameters)
                         + (f" (resampled {', '.join(ev.resampled)})" if ev.resampled else ""),
                         member=ev.member,

@@ -48,7 +48,8 @@ class RandomSearch(BaseStrategy):
     with the best validation accuracy.
 
     Every branch is real work: an epoch costs ``n_candidates`` epochs of compute (``spent_steps``
-    in the history). This is Hyperdyn's "random 5x" baseline with ``n_candidates = 10``.
+    in the history). This is Hyperdyn's "random 5x" baseline with ``n_candidates = 10``. "Best"
+    follows the task's metric and its direction.
 
     Example:
         >>> import hpo
@@ -80,6 +81,7 @@ class RandomSearch(BaseStrategy):
         lo, hi = math.log(cfg.lr_min), math.log(cfg.lr_max)
         start: Snapshot | None = None
         best: Snapshot | None = None
+        metric = trainer.metric
         with Recorder(self, trainer, budget, callbacks) as rec:
             while not rec.done:
                 start = trainer.snapshot(out=start)
@@ -92,7 +94,10 @@ class RandomSearch(BaseStrategy):
                     result = trainer.train_epoch(lr)
                     val = trainer.evaluate() if not result.diverged else None
                     results.append((lr, result, val))  # type: ignore[arg-type]
-                    if val is not None and (best_i < 0 or val.acc > results[best_i][2].acc):
+                    if val is not None and (
+                        best_i < 0
+                        or metric.signed(val.score) > metric.signed(results[best_i][2].score)
+                    ):
                         best_i = i
                         best = trainer.snapshot(out=best)
                 if best_i < 0:  # every branch diverged: keep the last one, recorded as diverged
@@ -100,20 +105,21 @@ class RandomSearch(BaseStrategy):
                     continue
                 lr, result, val = results[best_i]
                 trainer.restore(best)  # type: ignore[arg-type]
-                accs = [v.acc for _, _, v in results if v is not None]
+                scores = [v.score for _, _, v in results if v is not None]
                 rec.decide(
                     lr,
                     True,
-                    f"best of {cfg.n_candidates} random lrs: {lr:.3g} (val {val.acc:.1%})",
+                    f"best of {cfg.n_candidates} random lrs: {lr:.3g} "
+                    f"(val {metric.format(val.score)})",
                     candidates=lrs,
-                    val_accs=[None if v is None else v.acc for _, _, v in results],
+                    val_scores=[None if v is None else v.score for _, _, v in results],
                 )
                 rec.end_epoch(
                     result,
                     val=val,
                     metrics={
-                        "candidates_val_acc_mean": float(np.mean(accs)),
-                        "candidates_diverged": float(len(lrs) - len(accs)),
+                        f"candidates_val_{metric.key}_mean": float(np.mean(scores)),
+                        "candidates_diverged": float(len(lrs) - len(scores)),
                     },
                 )
         return rec.history

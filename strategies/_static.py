@@ -75,11 +75,12 @@ class Static(BaseStrategy):
     the tuned-schedule baseline.
 
     Every trial starts from the same initial weights. The kept trajectory is the best trial's
-    (by best validation accuracy); its records are written once the search is over, so their
-    ``spent_steps`` show the whole search's cost — the price of the answer. Diverged trials
-    (``hpo.DivergenceRule``: a non-finite or exploding loss, or accuracy back at chance) are
-    told to Optuna as failed and never win. With ``pruner="hyperband"`` this is the
-    Hyperband-style baseline (poor trials are stopped early, at epochs Hyperband chooses).
+    (by its best validation score, in the task metric's direction); its records are written
+    once the search is over, so their ``spent_steps`` show the whole search's cost — the price
+    of the answer. Diverged trials (``hpo.DivergenceRule``: a non-finite or exploding loss, or a
+    score back at chance) are told to Optuna as failed and never win. With
+    ``pruner="hyperband"`` this is the Hyperband-style baseline (poor trials are stopped early,
+    at epochs Hyperband chooses).
 
     Note: Optuna's CMA-ES does not handle a one-dimensional search space and falls back to
     independent (random) sampling there, with a warning.
@@ -122,9 +123,10 @@ class Static(BaseStrategy):
         epochs = budget.require_epochs("Static", "epochs per trial")
         # a fixed name: Hyperband assigns trials to brackets by hashing the study's name (a
         # random one would make the search differ from run to run under the same seeds)
+        metric = trainer.metric
         study = optuna.create_study(
             study_name=f"hpo-static-{cfg.seed}-{trainer.seed}",
-            direction="maximize",
+            direction="maximize" if metric.maximize else "minimize",
             sampler=self._sampler(trainer.seed),
             pruner=self._pruner(epochs),
         )
@@ -171,16 +173,18 @@ class Static(BaseStrategy):
                         break
                     val = trainer.evaluate()
                     why = divergence.check(
-                        train_loss=result.loss, val_loss=val.loss, val_acc=val.acc
+                        train_loss=result.loss, val_loss=val.loss, score=val.score
                     )
                     if why is not None:
                         state = optuna.trial.TrialState.FAIL
                         break
                     epochs_run.append((result, val, trainer.counters.copy()))
-                    if trial_best is None or val.acc > trial_best[0]:
+                    if trial_best is None or metric.signed(val.score) > metric.signed(
+                        trial_best[0]
+                    ):
                         snap = trial_best[2] if trial_best else None
-                        trial_best = (val.acc, epoch, trainer.snapshot(out=snap))
-                    trial.report(val.acc, epoch)
+                        trial_best = (val.score, epoch, trainer.snapshot(out=snap))
+                    trial.report(val.score, epoch)
                     if trial.should_prune():
                         state = optuna.trial.TrialState.PRUNED
                         break
@@ -194,21 +198,24 @@ class Static(BaseStrategy):
                     "lr": lr,
                     "optimizer": opt_name,
                     "state": state.name,
-                    "best_val_acc": score,
+                    "best_val_score": score,
                     "epochs": trained,
                 }
                 trials.append(info)
                 better = (
                     state == optuna.trial.TrialState.COMPLETE
                     and trial_best is not None
-                    and (best is None or score > best["best_val_acc"])
+                    and (
+                        best is None
+                        or metric.signed(score) > metric.signed(best["best_val_score"])
+                    )
                 )
                 rec.decide(
                     lr,
                     better,
                     f"trial {number}: lr {lr:.3g}"
                     + (f" {opt_name}" if opt_name else "")
-                    + f" -> {state.name.lower()}, best val {score:.1%}"
+                    + f" -> {state.name.lower()}, best val {metric.format(score)}"
                     + (" (new best)" if better else ""),
                     trial=number,
                 )
@@ -231,7 +238,9 @@ class Static(BaseStrategy):
             else:
                 trainer.set_optimizer(base_optimizer)
             trainer.restore(best_final)  # type: ignore[arg-type]
-            best_epoch = max(range(len(replay)), key=lambda i: (replay[i][1].acc, -i))
+            best_epoch = max(
+                range(len(replay)), key=lambda i: (metric.signed(replay[i][1].score), -i)
+            )
             for i, (result, val, counters) in enumerate(replay):
                 rec.end_epoch(
                     result,

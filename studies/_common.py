@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import hpo
-from trainers import DATASETS, MODELS, OPTIMIZERS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,9 +17,9 @@ if TYPE_CHECKING:
 
 def parser(doc: str) -> argparse.ArgumentParser:
     """An argument parser whose description is the script docstring's first paragraph."""
-    return argparse.ArgumentParser(
-        description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    from hpo._flags import HelpFormatter
+
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
 
 
 def add_task_arguments(
@@ -30,17 +29,20 @@ def add_task_arguments(
     model: str = "cnn",
     optimizer: str | None = None,
     batch_size: int = 100,
+    skip: tuple[str, ...] = (),
 ) -> None:
-    """``--dataset --model --epochs --batch-size --device --download`` (and ``--optimizer`` when
-    the study lets the user choose it): what scales a study up on a GPU."""
-    p.add_argument("--dataset", default="mnist1d", choices=DATASETS)
-    p.add_argument("--model", default=model, choices=MODELS)
+    """A flag for every ``hpo.Task`` field (``hpo._flags``, as the ``hpo`` command has them):
+    what scales a study up on a GPU, or points it at your own task. The study's defaults for
+    ``epochs``, ``model``, ``optimizer`` and ``batch_size`` are shown; ``skip`` leaves out
+    fields the study sets itself."""
+    from hpo._flags import add_dataclass_flags
+
+    defaults = {"epochs": epochs, "model": model, "batch_size": batch_size}
     if optimizer is not None:
-        p.add_argument("--optimizer", default=optimizer, choices=OPTIMIZERS)
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    p.add_argument("--download", action="store_true", help="let torchvision download data")
+        defaults["optimizer"] = optimizer
+    g = p.add_argument_group("task", "the training problem (any hpo.Task field)")
+    add_dataclass_flags(g, hpo.Task, defaults=defaults, skip=skip)
+    p.set_defaults(task_defaults=defaults)
 
 
 def float_list(text: str) -> list[float]:
@@ -69,7 +71,7 @@ def tune_lr(
     scores = []
     for lr in grid:
         h = hpo.run(task.replace(seed=seed), make(lr), tracking=False, data=data)
-        scores.append((h.best.val_acc if h.best is not None else 0.0, lr))
+        scores.append((h.best.val_score if h.best is not None else 0.0, lr))
     best_acc, best_lr = max(scores)
     return best_lr, best_acc
 
@@ -86,19 +88,11 @@ def add_tracking_arguments(p: argparse.ArgumentParser, output_dir: str) -> None:
 
 
 def task_from(args: argparse.Namespace, **fields: Any) -> hpo.Task:
-    """The task the flags describe (``fields`` add or override)."""
-    base: dict[str, Any] = dict(
-        dataset=args.dataset,
-        model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        download=args.download,
-    )
-    if hasattr(args, "optimizer"):
-        base["optimizer"] = args.optimizer
-    base.update(fields)
-    return hpo.Task(**base)
+    """The task the flags describe: the study's defaults, then ``fields``, then the flags the
+    user gave."""
+    from hpo._flags import values
+
+    return hpo.Task(**{**args.task_defaults, **fields, **values(args, hpo.Task)})
 
 
 def tracking(args: argparse.Namespace) -> bool | str:

@@ -94,9 +94,9 @@ def main() -> None:
             return statistics.mean(e[key] for e in found)
 
         print(
-            f"{title:<18} {label:<16} {found[0]['members']:>7} {mean('val_acc'):>12.1%} "
-            f"{mean('best_single_val_acc'):>15.1%} {mean('test_acc'):>13.1%} "
-            f"{mean('best_single_test_acc'):>16.1%}"
+            f"{title:<18} {label:<16} {found[0]['members']:>7} {mean('val_score'):>12.1%} "
+            f"{mean('best_single_val_score'):>15.1%} {mean('test_score'):>13.1%} "
+            f"{mean('best_single_test_score'):>16.1%}"
         )
 
 

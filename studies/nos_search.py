@@ -39,7 +39,7 @@ def main() -> None:
     p.add_argument("--mutations", type=int, default=3, help="M, children per particle and step")
     p.add_argument("--steps", type=int, default=3, help="S, GA time-steps")
     p.add_argument("--init-size", type=int, default=9, help="random candidates first")
-    add_task_arguments(p, epochs=8, model="convnet")
+    add_task_arguments(p, epochs=8, model="convnet", skip=("seed",))
     p.add_argument("--base", type=int, default=16, help="the ConvNet's first-layer channels")
     p.add_argument("--sweep-epochs", type=int, default=1, help="epochs of each sweep run")
     p.add_argument("--storage", default=None, help="Optuna storage (default: in memory)")

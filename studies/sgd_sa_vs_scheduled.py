@@ -59,18 +59,18 @@ def main() -> None:
     rows = list(zip(histories["scheduled-sgd"], histories["sgd-sa"]))
     for seed, (a, b) in enumerate(rows):
         print(
-            f"{seed:>4}  {a.best.val_acc:>17.2%} {min(a.column('val_loss')):>7.4f}   "
-            f"{b.best.val_acc:>10.2%} {min(b.column('val_loss')):>7.4f}"
+            f"{seed:>4}  {a.best.val_score:>17.2%} {min(a.column('val_loss')):>7.4f}   "
+            f"{b.best.val_score:>10.2%} {min(b.column('val_loss')):>7.4f}"
         )
     for name, runs in histories.items():
-        best = max(runs, key=lambda h: h.best.val_acc)
+        best = max(runs, key=lambda h: h.best.val_score)
         lowest = min(min(h.column("val_loss")) for h in runs)
         print(
-            f"best of {len(runs)} seeds, {name}: {best.best.val_acc:.2%} "
+            f"best of {len(runs)} seeds, {name}: {best.best.val_score:.2%} "
             f"(seed {best.task['seed']}), lowest loss {lowest:.4f}"
         )
     lower = sum(min(b.column("val_loss")) < min(a.column("val_loss")) for a, b in rows)
-    higher = sum(b.best.val_acc > a.best.val_acc for a, b in rows)
+    higher = sum(b.best.val_score > a.best.val_score for a, b in rows)
     print(
         f"SGD-SA has the lower validation loss on {lower}/{len(rows)} seeds and the higher "
         f"accuracy on {higher}/{len(rows)}."

@@ -6,9 +6,27 @@ nothing of strategies, Optuna or MLflow.
 
 from __future__ import annotations
 
-from trainers._data import DATASETS, DataSplits, load_dataset
+from trainers._augment import AUGMENTATIONS, Augment
+from trainers._data import DATASETS, DataSplits, load_dataset, make_splits
+from trainers._metrics import (
+    LOSSES,
+    METRICS,
+    Loss,
+    Metric,
+    format_score,
+    get_loss,
+    get_metric,
+)
 from trainers._models import MODELS, build_model
-from trainers._optimizers import DEFAULT_LRS, OPTIMIZERS, build_optimizer
+from trainers._optimizers import (
+    DEFAULT_LRS,
+    OPTIMIZERS,
+    OptimizerFamily,
+    build_optimizer,
+    check_optimizer,
+    make_optimizer,
+    register_optimizer_family,
+)
 from trainers._schedules import (
     SCHEDULES,
     Constant,
@@ -19,6 +37,7 @@ from trainers._schedules import (
     Step,
     make_schedule,
 )
+from trainers._streaming import StreamingSplits, as_splits
 from trainers._trainer import (
     Counters,
     EpochResult,
@@ -30,6 +49,22 @@ from trainers._trainer import (
 )
 
 __all__ = [
+    "AUGMENTATIONS",
+    "Augment",
+    "LOSSES",
+    "Loss",
+    "METRICS",
+    "Metric",
+    "OptimizerFamily",
+    "StreamingSplits",
+    "as_splits",
+    "check_optimizer",
+    "format_score",
+    "get_loss",
+    "get_metric",
+    "make_optimizer",
+    "make_splits",
+    "register_optimizer_family",
     "Constant",
     "Cosine",
     "CosineRestarts",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,15 +33,19 @@ DATASETS: tuple[str, ...] = ("mnist1d", "digits", "fashion_mnist", "cifar10", "c
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Train / validation / test tensors of one dataset.
+    """Train / validation / test tensors of one dataset, held on the device (the fast path).
+
+    Classification has long labels in ``[0, num_classes)``; regression has float targets
+    (`n` or `n x k`) and ``num_classes=None``. ``hpo.Task(data=...)`` builds one from a user's
+    tensors (``make_splits``); ``StreamingSplits`` is the path for data that do not fit.
 
     Attributes:
         name: The dataset's name.
         x_train: A `n_train x ...` float tensor (e.g. `n x 1 x 40` for MNIST-1D).
-        y_train: A `n_train` long tensor of labels in ``[0, num_classes)``.
+        y_train: A `n_train` long tensor of labels, or a float tensor of targets.
         x_val, y_val: The validation split, held out of the training data.
-        x_test, y_test: The test split.
-        num_classes: Number of classes.
+        x_test, y_test: The test split (may be empty).
+        num_classes: Number of classes; ``None`` for regression.
     """
 
     name: str
@@ -50,7 +55,19 @@ class DataSplits:
     y_val: Tensor
     x_test: Tensor
     y_test: Tensor
-    num_classes: int
+    num_classes: int | None
+
+    @property
+    def classification(self) -> bool:
+        """Whether the targets are class labels (else regression targets)."""
+        return self.num_classes is not None
+
+    @property
+    def num_outputs(self) -> int:
+        """What a model's last layer must output: the classes, or the targets' width."""
+        if self.num_classes is not None:
+            return self.num_classes
+        return 1 if self.y_train.ndim == 1 else int(self.y_train.shape[1])
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -65,6 +82,27 @@ class DataSplits:
     def device(self) -> torch.device:
         return self.x_train.device
 
+    def split_size(self, split: str) -> int:
+        """Examples in ``"train"``, ``"val"`` or ``"test"``."""
+        return int(self.split(split)[1].shape[0])
+
+    def targets(self, split: str) -> Tensor:
+        """The targets (labels) of a split, on the device."""
+        return self.split(split)[1]
+
+    def train_batches(self, perm: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The epoch's minibatches: index slices of ``perm`` into the training tensors."""
+        x_all, y_all = self.x_train, self.y_train
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i : i + batch_size]
+            yield x_all[idx], y_all[idx]
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """A split in order, ``batch_size`` examples at a time."""
+        x_all, y_all = self.split(split)
+        for i in range(0, len(y_all), batch_size):
+            yield x_all[i : i + batch_size], y_all[i : i + batch_size]
+
     def chance_accuracy(self, split: str = "val") -> float:
         """The accuracy of always predicting the split's most frequent class: what a network
         that learned nothing scores.
@@ -74,7 +112,7 @@ class DataSplits:
             0.118
         """
         _, y = self.split(split)
-        if len(y) == 0:
+        if len(y) == 0 or self.num_classes is None:
             return float("nan")
         return float(torch.bincount(y, minlength=self.num_classes).max().item()) / len(y)
 
@@ -182,6 +220,100 @@ def load_dataset(
         y_val=labels(y[val_idx]),
         x_test=tensor(x_test),
         y_test=labels(y_test),
+        num_classes=num_classes,
+    )
+
+
+def make_splits(
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor] | None = None,
+    test: tuple[Tensor, Tensor] | None = None,
+    *,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    name: str = "user",
+    num_classes: int | None = None,
+) -> DataSplits:
+    """Splits from a user's tensors, as given (no standardisation).
+
+    Args:
+        train: ``(x, y)``: inputs `n x ...` and targets — integer labels (classification) or
+            floats (regression, `n` or `n x k`).
+        val: The validation split; ``None`` holds ``val_fraction`` of ``train`` out (seeded by
+            ``split_seed``, as the built-in datasets).
+        test: The test split; ``None``: no test split (test scores are NaN).
+        val_fraction: Share of ``train`` held out when ``val`` is ``None``, in (0, 1).
+        split_seed: Seeds that hold-out.
+        name: The dataset's name in logs.
+        num_classes: Classes of integer labels (default: the largest label + 1).
+
+    Raises:
+        ValueError: Mismatched lengths, an empty split, labels out of range, or a bad fraction.
+        TypeError: Something other than a pair of tensors.
+
+    Example:
+        >>> import torch
+        >>> data = make_splits((torch.randn(100, 3), torch.randn(100)))
+        >>> data.num_train, data.split_size("val"), data.classification, data.num_outputs
+        (90, 10, False, 1)
+    """
+    pairs = {"train": train, "val": val, "test": test}
+    for split, pair in pairs.items():
+        if pair is None:
+            continue
+        if (
+            not isinstance(pair, (tuple, list))
+            or len(pair) != 2
+            or not all(isinstance(t, Tensor) for t in pair)
+        ):
+            raise TypeError(
+                f"`data` {split!r} must be a pair of tensors (inputs, targets), but got "
+                f"{type(pair).__name__}."
+            )
+        x, y = pair
+        if len(x) != len(y):
+            raise ValueError(
+                f"`data` {split!r}: inputs and targets differ in length ({len(x)} vs {len(y)})."
+            )
+    x, y = train
+    if len(y) == 0:
+        raise ValueError("`data` 'train' must not be empty.")
+    if val is None:
+        check_range(
+            "make_splits",
+            "val_fraction",
+            val_fraction,
+            0.0,
+            1.0,
+            low_closed=False,
+            high_closed=False,
+        )
+        perm = torch.from_numpy(np.random.default_rng(split_seed).permutation(len(y)))
+        n_val = max(1, int(round(val_fraction * len(y))))
+        val_idx, train_idx = perm[:n_val], perm[n_val:].sort().values
+        val, (x, y) = (x[val_idx], y[val_idx]), (x[train_idx], y[train_idx])
+    if test is None:
+        test = (x[:0], y[:0])
+    classification = not torch.is_floating_point(y)
+    if classification:
+        labels = torch.cat([y.reshape(-1), val[1].reshape(-1), test[1].reshape(-1)])
+        if len(labels) and int(labels.min()) < 0:
+            raise ValueError("`data`: class labels must be >= 0.")
+        found = int(labels.max()) + 1 if len(labels) else 0
+        if num_classes is None:
+            num_classes = found
+        elif found > num_classes:
+            raise ValueError(f"`data`: a label is {found - 1}, beyond num_classes={num_classes}.")
+    else:
+        num_classes = None
+    return DataSplits(
+        name=name,
+        x_train=x,
+        y_train=y if classification else y.float(),
+        x_val=val[0],
+        y_val=val[1] if classification else val[1].float(),
+        x_test=test[0],
+        y_test=test[1] if classification else test[1].float(),
         num_classes=num_classes,
     )
 

@@ -35,8 +35,9 @@ def build_model(
 
     Args:
         name: One of ``MODELS``.
-        input_shape: ``(channels, length)`` for signals or ``(channels, height, width)``.
-        num_classes: Number of outputs.
+        input_shape: ``(channels, length)`` for signals or ``(channels, height, width)``;
+            ``(features,)`` for tabular data (the ``mlp`` only).
+        num_classes: Number of outputs (classes, or regression targets).
         **options: Model-specific: ``channels`` (cnn), ``hidden`` and ``depth`` (mlp), ``base``
             and ``dropout`` (convnet), ``width`` (resnet20).
 
@@ -51,10 +52,10 @@ def build_model(
     """
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; known models: {', '.join(MODELS)}.")
-    if len(input_shape) not in (2, 3):
+    if len(input_shape) not in (2, 3) and not (name == "mlp" and len(input_shape) == 1):
         raise ValueError(
-            f"`input_shape` must be (channels, length) or (channels, height, width), "
-            f"but got input_shape={tuple(input_shape)!r}."
+            f"`input_shape` must be (channels, length) or (channels, height, width) "
+            f"(or (features,) for the mlp), but got input_shape={tuple(input_shape)!r}."
         )
     builder, allowed = _BUILDERS[name]
     unknown = set(options) - set(allowed)

@@ -20,7 +20,8 @@ for small models (``benchmarks/trainer_throughput.py`` prints the difference).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -123,3 +124,89 @@ def build_optimizer(
     if name == "adam":
         return opt.Adam(params, betas=betas or (0.9, 0.999), **common)
     return opt.AdamW(params, betas=betas or (0.9, 0.999), **common)
+
+
+# =============================================================================================
+# The registry: the classic optimizers by name, and families of optimizers that upper layers
+# register under a prefix (``strategies`` registers NOS's ``nos:*``).
+# =============================================================================================
+
+
+@dataclass(frozen=True)
+class OptimizerFamily:
+    """Optimizers named ``<prefix><spec>``, registered by a layer above ``trainers``.
+
+    Attributes:
+        prefix: The names' prefix (``"nos:"``).
+        check: ``(name, momentum=..., weight_decay=...) -> None``; raises ``ValueError`` with a
+            message naming ``optimizer`` for a name it does not know or options it does not take.
+        build: ``(name, params, *, total_steps, seed, momentum, weight_decay) -> Optimizer``.
+        known: The names to list in error messages.
+    """
+
+    prefix: str
+    check: Callable[..., None]
+    build: Callable[..., torch.optim.Optimizer]
+    known: Callable[[], Sequence[str]]
+
+
+_FAMILIES: dict[str, OptimizerFamily] = {}
+
+
+def register_optimizer_family(family: OptimizerFamily) -> None:
+    """Make ``<prefix>...`` names resolvable by ``check_optimizer`` and ``make_optimizer``
+    (registering the same prefix again replaces it)."""
+    _FAMILIES[family.prefix] = family
+
+
+def _family(name: str) -> OptimizerFamily | None:
+    return next((f for p, f in _FAMILIES.items() if name.startswith(p)), None)
+
+
+def check_optimizer(
+    name: str, *, momentum: float | None = None, weight_decay: float | None = None
+) -> None:
+    """Raise ``ValueError`` unless ``name`` is a classic optimizer or a registered family's.
+
+    Example:
+        >>> check_optimizer("adam")
+        >>> try:
+        ...     check_optimizer("lion")
+        ... except ValueError as err:
+        ...     print(str(err)[-25:])
+        but got optimizer='lion'.
+    """
+    family = _family(name)
+    if family is not None:
+        family.check(name, momentum=momentum, weight_decay=weight_decay)
+        return
+    if name not in OPTIMIZERS:
+        known = ", ".join(repr(o) for o in OPTIMIZERS)
+        families = "".join(f" or {p}NAME" for p in _FAMILIES)
+        raise ValueError(
+            f"Task.`optimizer` must be one of {{{known}}}{families}, but got optimizer={name!r}."
+        )
+
+
+def make_optimizer(
+    name: str,
+    params: Iterable[Tensor] | Iterable[dict[str, Any]],
+    *,
+    total_steps: int,
+    seed: int = 0,
+    weight_decay: float | None = None,
+    momentum: float | None = None,
+) -> torch.optim.Optimizer:
+    """The optimizer ``name`` names (a classic one, or a registered family's) over ``params``,
+    for a run of ``total_steps`` steps (families with schedules of their own use it)."""
+    family = _family(name)
+    if family is not None:
+        return family.build(
+            name,
+            params,
+            total_steps=total_steps,
+            seed=seed,
+            momentum=momentum,
+            weight_decay=weight_decay,
+        )
+    return build_optimizer(name, params, weight_decay=weight_decay, momentum=momentum)

@@ -17,9 +17,12 @@ Speed choices (each measured by ``benchmarks/trainer_throughput.py``):
 * data are tensors on the device and a minibatch is an index slice of one ``randperm`` per
   epoch: no ``DataLoader``, no Python per sample (the DataLoader costs ~13 % of an MNIST-1D CNN
   epoch and ~66 % of an MLP epoch on 2 CPU cores);
-* the epoch's losses and predictions stay on the device and are reduced once per epoch: one
-  host-device synchronisation per epoch, not per step, and one ``argmax`` per step into a
-  preallocated buffer instead of ``(argmax == y).sum()``;
+* the epoch's losses and outputs stay on the device and are reduced once per epoch (the
+  metric over all of the epoch's outputs): one host-device synchronisation per epoch, not per
+  step;
+* data that do not fit on the device stream through a ``DataLoader`` over the same seeded
+  per-epoch order (``StreamingSplits``); augmentation works on whole minibatches on the device
+  (``Augment``);
 * ``snapshot()`` copies into preallocated buffers with one ``torch._foreach_copy_`` per tensor
   list (no ``deepcopy``).
 """
@@ -40,8 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainers._augment import Augment
 from trainers._data import DataSplits
+from trainers._metrics import Loss, Metric, get_loss, get_metric
+from trainers._streaming import StreamingSplits
 from trainers._validation import check_choice, check_range
+
+Splits = DataSplits | StreamingSplits
 
 LrArg = float | Callable[[int], float]
 
@@ -89,11 +97,11 @@ class StepStats(NamedTuple):
 
     Attributes:
         loss: The mean loss of the minibatch (a 0-dim tensor).
-        correct: How many examples the model classified correctly (a 0-dim tensor).
+        outputs: The model's outputs on the minibatch (detached), for the epoch's metric.
     """
 
     loss: Tensor
-    correct: Tensor
+    outputs: Tensor
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,8 @@ class EpochResult:
 
     Attributes:
         loss: Mean training loss over the epoch's minibatches (NaN/inf if it diverged).
-        acc: Training accuracy over the epoch, a fraction in [0, 1].
+        score: The task's metric over the epoch's training outputs (training accuracy, a
+            fraction in [0, 1], by default).
         steps: Optimizer steps taken in this epoch.
         examples: Examples seen in this epoch.
         seconds: Wall time of the epoch.
@@ -112,7 +121,7 @@ class EpochResult:
     """
 
     loss: float
-    acc: float
+    score: float
     steps: int
     examples: int
     seconds: float
@@ -128,10 +137,11 @@ class EpochResult:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Loss and accuracy (a fraction in [0, 1]) of the current weights on one split."""
+    """Loss and score (the task's metric: accuracy, a fraction in [0, 1], by default) of the
+    current weights on one split."""
 
     loss: float
-    acc: float
+    score: float
 
 
 @dataclass
@@ -176,8 +186,9 @@ class Trainer:
         model: The network. It is moved to ``device``.
         optimizer: A ``torch.optim.Optimizer`` over ``model``'s parameters. Strategies set the
             lr of every step through ``param_groups``.
-        data: The train / validation / test splits. They are moved to ``device`` (a no-op when
-            they are there already, so several trainers can share one copy).
+        data: The train / validation / test splits: ``DataSplits`` (tensors, moved to
+            ``device``; a no-op when they are there already, so several trainers can share one
+            copy) or ``StreamingSplits`` (Datasets fetched a minibatch at a time).
         batch_size: Minibatch size, >= 1.
         seed: Seeds the per-epoch permutation of the training split and the trainer's own
             stream of torch random numbers (dropout); the global RNG is left as it was.
@@ -185,6 +196,11 @@ class Trainer:
         precision: ``"fp32"``, or ``"bf16"`` for bf16 autocast of the forward pass on CUDA
             (ignored, with fp32 used, on other devices).
         eval_batch_size: Minibatch size of evaluation passes.
+        loss: What training minimises: a name of ``trainers.LOSSES`` or a callable
+            ``(outputs, targets) -> mean loss`` (default: cross-entropy).
+        metric: The score of a split: a name of ``trainers.METRICS``, a ``Metric`` (default:
+            accuracy).
+        augment: Augment every training minibatch on the device (``Augment``), or ``None``.
 
     Example:
         >>> import torch
@@ -209,6 +225,9 @@ class Trainer:
         device: str | torch.device = "auto",
         precision: str = "fp32",
         eval_batch_size: int = 2048,
+        loss: str | Loss | Callable[[Tensor, Tensor], Tensor] = "cross_entropy",
+        metric: str | Metric = "accuracy",
+        augment: Augment | None = None,
     ) -> None:
         check_range("Trainer", "batch_size", batch_size, 1, integer=True)
         check_range("Trainer", "eval_batch_size", eval_batch_size, 1, integer=True)
@@ -223,6 +242,17 @@ class Trainer:
         self.seed = seed
         self.precision = precision
         self._amp = precision == "bf16" and self.device.type == "cuda"
+        #: The training loss (``Loss``) and the score of a split (``Metric``).
+        self.loss = get_loss(loss)
+        self.metric = get_metric(metric)
+        if self.metric.classification and not self.data.classification:
+            raise ValueError(
+                f"Trainer: the metric {self.metric.name!r} needs class labels, but the data "
+                "have regression targets."
+            )
+        self.augment = augment
+        if augment is not None:
+            augment.check_input(self.data.input_shape)
 
         self._params = [p for p in self.model.parameters()]
         self._buffers = [b for b in self.model.buffers()]
@@ -331,6 +361,9 @@ class Trainer:
             device=self.device,
             precision=self.precision,
             eval_batch_size=self.eval_batch_size,
+            loss=self.loss,
+            metric=self.metric,
+            augment=self.augment,
         )
 
     # =========================================================================================
@@ -359,37 +392,35 @@ class Trainer:
                 g["lr"] = float(lr)
 
         model, opt, groups = self.model, self.optimizer, self.optimizer.param_groups
-        penalty = self.penalty
-        x_all, y_all = self.data.x_train, self.data.y_train
-        n, bs = self.data.num_train, self.batch_size
+        penalty, loss_fn, augment = self.penalty, self.loss, self.augment
         first_step = self.counters.steps
         lrs: list[float] = []
         losses: list[Tensor] = []
-        # Predictions go into one buffer (one argmax per step, compared once per epoch): the
-        # textbook (argmax == y).sum() per step costs ~2x as many small ops on CPU.
-        preds = torch.empty(n, dtype=torch.long, device=self.device)
+        outputs = _EpochOutputs(self.data.num_train)
         start = time.perf_counter()
         with self._rng_scope():
-            perm = torch.randperm(n, device=self.device, generator=self._data_rng)
-            for k, i in enumerate(range(0, n, bs)):
+            perm = torch.randperm(
+                self.data.num_train, device=self.device, generator=self._data_rng
+            )
+            for k, (x, y) in enumerate(self.data.train_batches(perm, self.batch_size)):
                 if lr_fn is not None:
                     value = float(lr_fn(first_step + k))
                     for g in groups:
                         g["lr"] = value
                     lrs.append(value)
-                idx = perm[i : i + bs]
+                if augment is not None:
+                    x = augment(x)
                 opt.zero_grad(set_to_none=True)
                 with self._autocast():
-                    logits = model(x_all[idx])
-                    loss = F.cross_entropy(logits, y_all[idx])
+                    out = model(x)
+                    loss = loss_fn(out, y)
                 loss.backward()
                 if penalty is not None:
                     penalty.add_gradient()
                 opt.step()
                 losses.append(loss.detach())
-                torch.argmax(logits.detach(), dim=1, out=preds[i : i + bs])
-            correct = (preds == y_all[perm]).sum()
-        result = self._finish_epoch(losses, correct, start)
+                outputs.add(out.detach(), y)
+        result = self._finish_epoch(losses, outputs, start)
         if lr_fn is None:
             lr_f = float(lr)  # type: ignore[arg-type]
             return dataclasses.replace(result, lr_mean=lr_f, lr_min=lr_f, lr_max=lr_f)
@@ -400,30 +431,34 @@ class Trainer:
     def run_epoch(self, step: StepFn) -> EpochResult:
         """One pass over the training split with a strategy's own per-minibatch step.
 
-        ``step(x, y)`` gets each minibatch (index slices of this epoch's permutation, on the
-        device) and does whatever the strategy wants with the primitives ``forward_backward``,
-        ``apply_update`` and ``loss_on``; it returns the minibatch's ``StepStats``. Each call
-        counts as one optimizer step in ``counters`` and ``spent``.
+        ``step(x, y)`` gets each minibatch (slices of this epoch's permutation, on the device,
+        augmented when the trainer augments) and does whatever the strategy wants with the
+        primitives ``forward_backward``, ``apply_update`` and ``loss_on``; it returns the
+        minibatch's ``StepStats``. Each call counts as one optimizer step in ``counters`` and
+        ``spent``.
 
         Returns:
-            The epoch's mean loss and accuracy (from the returned stats) and its cost.
+            The epoch's mean loss and metric (from the returned stats) and its cost.
         """
-        x_all, y_all = self.data.x_train, self.data.y_train
-        n, bs = self.data.num_train, self.batch_size
         losses: list[Tensor] = []
-        corrects: list[Tensor] = []
+        outputs = _EpochOutputs(self.data.num_train)
+        augment = self.augment
         start = time.perf_counter()
         with self._rng_scope():
-            perm = torch.randperm(n, device=self.device, generator=self._data_rng)
-            for i in range(0, n, bs):
-                idx = perm[i : i + bs]
-                stats = step(x_all[idx], y_all[idx])
+            perm = torch.randperm(
+                self.data.num_train, device=self.device, generator=self._data_rng
+            )
+            for x, y in self.data.train_batches(perm, self.batch_size):
+                if augment is not None:
+                    x = augment(x)
+                stats = step(x, y)
                 losses.append(stats.loss)
-                corrects.append(stats.correct)
-        correct = torch.stack(corrects).sum() if corrects else torch.zeros(())
-        return self._finish_epoch(losses, correct, start)
+                outputs.add(stats.outputs, y)
+        return self._finish_epoch(losses, outputs, start)
 
-    def _finish_epoch(self, losses: list[Tensor], correct: Tensor, start: float) -> EpochResult:
+    def _finish_epoch(
+        self, losses: list[Tensor], outputs: _EpochOutputs, start: float
+    ) -> EpochResult:
         """Reduce the epoch's per-step statistics (one synchronisation) and count the work."""
         n, bs = self.data.num_train, self.batch_size
         steps = len(losses)
@@ -434,33 +469,34 @@ class Trainer:
             loss_t = (stacked * weights).sum() / n
         else:
             loss_t = stacked.mean()
-        mean_loss, acc = float(loss_t.item()), float(correct.item()) / n
+        mean_loss = float(loss_t.item())
+        score = mean_loss if self.metric.fn is None else self.metric(*outputs.gathered())
         seconds = time.perf_counter() - start
         for c in (self.counters, self.spent):
             c.steps += steps
             c.examples += n
             c.epochs += 1
             c.seconds += seconds
-        return EpochResult(loss=mean_loss, acc=acc, steps=steps, examples=n, seconds=seconds)
+        return EpochResult(loss=mean_loss, score=score, steps=steps, examples=n, seconds=seconds)
 
     def forward_backward(self, x: Tensor, y: Tensor) -> StepStats:
         """Zero the gradients, then forward and backward on one minibatch in train mode.
 
         Args:
             x: A `b x ...` input batch on the device.
-            y: A `b` tensor of class labels.
+            y: A `b` tensor of class labels (or `b x ...` regression targets).
 
         Returns:
-            The minibatch's mean loss (detached) and number of correct predictions.
+            The minibatch's mean loss and the model's outputs (both detached).
         """
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
+            out = self.model(x)
+            loss = self.loss(out, y)
         loss.backward()
         if self.penalty is not None:
             self.penalty.add_gradient()
-        return StepStats(loss.detach(), (logits.detach().argmax(1) == y).sum())
+        return StepStats(loss.detach(), out.detach())
 
     def apply_update(self, lr: float) -> None:
         """Take one optimizer step at ``lr`` with the gradients of the last backward pass."""
@@ -483,14 +519,19 @@ class Trainer:
             A 0-dim tensor on the device (no synchronisation).
         """
         with self._eval_mode(train_mode), self._autocast():
-            return F.cross_entropy(self.model(x), y)
+            return self.loss(self.model(x), y)
 
     @torch.no_grad()
     def error_on(self, x: Tensor, y: Tensor, *, train_mode: bool = False) -> Tensor:
         """The 0-1 error (fraction misclassified) of the current weights on one minibatch.
 
         Same conventions as ``loss_on``; returns a 0-dim float tensor on the device.
+
+        Raises:
+            ValueError: The data have regression targets (no classes to be wrong about).
         """
+        if not self.data.classification:
+            raise ValueError("Trainer.error_on: the 0-1 error needs class labels.")
         with self._eval_mode(train_mode):
             with self._autocast():
                 wrong = self.model(x).argmax(1) != y
@@ -502,37 +543,41 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> EvalResult:
-        """Loss and accuracy of the current weights on ``"val"``, ``"test"`` or ``"train"``."""
+        """Loss and score (the metric) of the current weights on ``"val"``, ``"test"`` or
+        ``"train"``; NaN for an empty split."""
         check_choice("Trainer.evaluate", "split", split, ("val", "test", "train"))
-        x_all, y_all = self.data.split(split)
-        n = len(y_all)
+        n = self.data.split_size(split)
         if n == 0:
             return EvalResult(math.nan, math.nan)
         loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        outputs = _EpochOutputs(n)
         with self._eval_mode():
-            for i in range(0, n, self.eval_batch_size):
-                x, y = x_all[i : i + self.eval_batch_size], y_all[i : i + self.eval_batch_size]
+            for x, y in self.data.eval_batches(split, self.eval_batch_size):
                 with self._autocast():
-                    logits = self.model(x)
-                loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-                correct += (logits.argmax(1) == y).sum()
-        return EvalResult(loss=loss_sum.item() / n, acc=correct.item() / n)
+                    out = self.model(x)
+                loss_sum += self.loss.total(out, y)
+                outputs.add(out, y)
+        loss = loss_sum.item() / n
+        score = loss if self.metric.fn is None else self.metric(*outputs.gathered())
+        return EvalResult(loss=loss, score=score)
 
     def test(self) -> EvalResult:
         """Loss and accuracy on the held-out test split."""
         return self.evaluate("test")
 
     @torch.no_grad()
-    def predict_proba(self, split: str = "val") -> Tensor:
-        """Softmax outputs of the current weights on a split: an `n x classes` tensor."""
-        x_all, _ = self.data.split(split)
+    def predict(self, split: str = "val") -> Tensor:
+        """The model's outputs on a split, in order: an `n x ...` tensor."""
         with self._eval_mode():
             out = [
-                F.softmax(self.model(x_all[i : i + self.eval_batch_size]).float(), dim=1)
-                for i in range(0, len(x_all), self.eval_batch_size)
+                self.model(x).float()
+                for x, _ in self.data.eval_batches(split, self.eval_batch_size)
             ]
-        return torch.cat(out) if out else torch.empty(0, self.data.num_classes)
+        return torch.cat(out) if out else torch.empty(0, self.data.num_outputs)
+
+    def predict_proba(self, split: str = "val") -> Tensor:
+        """Softmax outputs of the current weights on a split: an `n x classes` tensor."""
+        return F.softmax(self.predict(split), dim=1)
 
     # =========================================================================================
     # 5. In-memory state
@@ -787,3 +832,29 @@ def _same_layout(
         and snap.opt_keys == keys
         and all(a.shape == b.shape for a, b in zip(snap.opt_tensors, tensors))
     )
+
+
+class _EpochOutputs:
+    """The outputs and targets of a pass, for the metric over the whole pass: written into one
+    preallocated buffer per pass (laid out at the first minibatch, when the output's shape is
+    known) rather than reduced per step."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.filled = 0
+        self.outputs: Tensor | None = None
+        self.targets: Tensor | None = None
+
+    def add(self, outputs: Tensor, targets: Tensor) -> None:
+        if self.outputs is None or self.targets is None:
+            self.outputs = outputs.new_empty((self.n, *outputs.shape[1:]))
+            self.targets = targets.new_empty((self.n, *targets.shape[1:]))
+        i, b = self.filled, len(targets)
+        self.outputs[i : i + b].copy_(outputs)
+        self.targets[i : i + b].copy_(targets)
+        self.filled += b
+
+    def gathered(self) -> tuple[Tensor, Tensor]:
+        if self.outputs is None or self.targets is None:
+            raise ValueError("No minibatch was seen.")
+        return self.outputs[: self.filled], self.targets[: self.filled]

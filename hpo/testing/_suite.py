@@ -20,14 +20,16 @@ from typing import Any
 import pytest
 
 import hpo
-from hpo.testing._tasks import boring_task
+from hpo.testing._tasks import boring_task, regression_task
 
 #: The suite's standard runs: (suite class, pickled strategy, pickled task) -> History.
 _STANDARD_RUNS: dict[tuple[type, bytes, bytes], hpo.History] = {}
 
 
 class StrategyTestSuite:
-    """Checks the budget, the History, seeded determinism, pickling and the config round trip."""
+    """Checks the budget, the History, seeded determinism, pickling and the config round trip,
+    on a classification task (``boring_task``: accuracy, maximised) and on a regression task
+    (``regression_task``: a user's own model and data, MSE, minimised)."""
 
     #: Epochs of the runs the suite makes; strategies with warm-up phases may raise it.
     epochs: int = 3
@@ -38,8 +40,13 @@ class StrategyTestSuite:
     def strategy(self) -> Any:  # pragma: no cover - subclasses override
         raise NotImplementedError("Subclasses of StrategyTestSuite supply a `strategy` fixture.")
 
+    @pytest.fixture(autouse=True, params=["classification", "regression"])
+    def _problem(self, request: pytest.FixtureRequest) -> None:
+        self._kind = request.param
+
     def _task(self) -> hpo.Task:
-        return boring_task(**{"epochs": self.epochs, **self.task_options})
+        make = regression_task if getattr(self, "_kind", "") == "regression" else boring_task
+        return make(**{"epochs": self.epochs, **self.task_options})
 
     def _run(self, strategy: Any) -> hpo.History:
         """A fresh run of ``strategy`` on the suite's task."""
@@ -68,7 +75,7 @@ class StrategyTestSuite:
         assert all(b > a for a, b in zip(steps, steps[1:])), "trajectory steps must grow"
         spent = [r.spent_steps for r in history.records]
         assert all(s >= t for s, t in zip(spent, steps)), "spent work includes the trajectory"
-        assert math.isfinite(history.test_acc)
+        assert math.isfinite(history.test_score)
 
     def test_a_step_budget_cuts_the_spent_work(self, strategy: Any) -> None:
         full = self._standard_run(strategy)
@@ -83,13 +90,17 @@ class StrategyTestSuite:
     def test_same_seed_same_history(self, strategy: Any) -> None:
         a, b = self._standard_run(strategy), self._run(pickle.loads(pickle.dumps(strategy)))
         assert a.column("lr") == b.column("lr")
-        assert a.column("val_acc") == b.column("val_acc")
+        assert a.column("val_score") == b.column("val_score")
         assert a.column("train_loss") == b.column("train_loss")
 
     def test_learns(self, strategy: Any) -> None:
-        initial = self._task().build_trainer().evaluate().acc
+        initial = self._task().build_trainer().evaluate().score
         history = self._standard_run(strategy)
-        assert max(history.column("val_acc")) > initial + 0.05, "accuracy rises"
+        scores = history.column("val_score")
+        if history.maximize:
+            assert max(scores) > initial + 0.05, "accuracy rises"
+        else:
+            assert min(scores) < 0.95 * initial, "the error falls"
 
     def test_pickles(self, strategy: Any) -> None:
         clone = pickle.loads(pickle.dumps(strategy))

@@ -14,13 +14,13 @@ HYPERPARAMETERS = ("lr", "momentum", "beta1", "beta2")
 
 #: What each preset sets; a field given explicitly overrides its preset.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Algorithms 3-5 as published: Random-Start and the GP on validation accuracy (raw at
-    # t = 0, differences after), EI's incumbent the best of all outcomes, a switch continues
-    # from the suggestion's branch whatever it scored, the lr searched over 1e-4..1.
+    # Algorithms 3-5 as published: Random-Start and the GP on the validation score (accuracy
+    # by default; raw at t = 0, differences after), EI's incumbent the best of all outcomes, a
+    # switch continues from the suggestion's branch whatever it scored, the lr over 1e-4..1.
     "paper": {
         "lr_min": 1e-4,
         "lr_max": 1.0,
-        "outcome": "accuracy",
+        "outcome": "metric",
         "random_start_outcome": "accuracy",
         "incumbent": "all",
         "switch_to": "suggestion",
@@ -68,14 +68,15 @@ class HyperdynConfig:
         beta1_bounds: Range of Adam's beta1.
         beta2_bounds: Range of Adam's beta2.
         n_random_start: k, the random points of Random-Start (Algorithm 3), >= 1.
-        outcome: *Preset.* What decides: ``accuracy`` (the paper: the GP models validation
-            accuracy differences, Random-Start keeps the most accurate point) or ``loss``: the
+        outcome: *Preset.* What decides: ``metric`` (the paper: the GP models differences of
+            the validation score — the task's metric, accuracy by default, negated when it is
+            minimised — and Random-Start keeps the best point) or ``loss``: the
             GP models :math:`\log L_{t-1} - \log L_{branch}` (the relative fall of the
             validation loss, clipped below at -1) and every choice between branches takes the
-            lower validation loss. The trend test always watches accuracy, as in the paper.
+            lower validation loss. The trend test always watches the metric, as in the paper.
         random_start_outcome: *Preset.* What Random-Start records at t = 0 with the
-            ``accuracy`` outcome: the validation ``accuracy`` (Algorithm 3) or its
-            ``difference`` to the initial weights' accuracy. (With ``loss`` it is always the
+            ``metric`` outcome: the raw validation score (``accuracy``, Algorithm 3) or its
+            ``difference`` to the initial weights' score. (With ``loss`` it is always the
             difference.)
         window: Δ of CheckAccuracyTrend, in epochs, >= 1.
         temperature: T of CheckAccuracyTrend, > 0, in ``accuracy_unit``.
@@ -189,7 +190,7 @@ class HyperdynConfig:
                     f"but got {name}={(lo, hi)!r}."
                 )
         check_range(owner, "n_random_start", self.n_random_start, 1, integer=True)
-        check_choice(owner, "outcome", self.outcome, ("accuracy", "loss"))
+        check_choice(owner, "outcome", self.outcome, ("metric", "loss"))
         check_choice(
             owner, "random_start_outcome", self.random_start_outcome, ("accuracy", "difference")
         )

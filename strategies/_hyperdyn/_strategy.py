@@ -46,8 +46,9 @@ class Hyperdyn(BaseStrategy):
     :math:`\min(1, \exp((y_\tau - y_{\tau-\Delta})/T - b))`, else continues from another
     branch. Nothing is retrained: the kept branch's weights are restored.
 
-    **Outcomes.** The paper (``preset="paper"``) models the validation accuracy difference
-    ``val_acc(branch) - acc`` and keeps Random-Start's most accurate point. The default
+    **Outcomes.** The paper (``preset="paper"``) models the difference of the validation
+    score (the task's metric: accuracy by default; negated when it is minimised)
+    ``val_acc(branch) - acc`` and keeps Random-Start's best point. The default
     (``preset="robust"``) decides on the validation loss instead:
     :math:`y = \log L_{t-1} - \log L_{branch}`, so a Random-Start where every point is still
     at chance picks the point that learned most, and a branch that broke scores low without
@@ -106,9 +107,13 @@ class Hyperdyn(BaseStrategy):
         d = len(cfg.hyperparameters)
         H: list[dict[str, float]] = []  # observed hyperparameters (re-encoded if space widens)
         X: list[list[float]] = []  # their points: hyperparameters in [0, 1], then t / horizon
-        Y: list[float] = []  # outcomes (accuracy differences, or log-loss falls)
+        Y: list[float] = []  # outcomes (score differences, or log-loss falls)
         T: list[int] = []  # the epoch of each observation
-        ys: list[float] = []  # validation accuracy of the kept weights after each epoch
+        ys: list[float] = []  # the kept weights' validation score after each epoch (signed)
+        metric = self._metric = trainer.metric
+        if not metric.maximize:  # what a broken branch of a minimised metric scores
+            chance = metric.chance_score(trainer.data.targets("val"))
+            self._floor = chance if math.isfinite(chance) else abs(trainer.evaluate().score)
         widened = [0, 0]  # how often the lr range's low / high bound moved out
         lost = 0  # epochs in a row the current lr lost clearly to a suggestion
         gp_state: dict[str, torch.Tensor] | None = None
@@ -137,10 +142,10 @@ class Hyperdyn(BaseStrategy):
                     False,
                     f"random start {i + 1}/{cfg.n_random_start}: "
                     + _fmt(hp)
-                    + f" -> val {val.acc:.1%}"
+                    + f" -> val {metric.format(val.score)}"
                     + (f", loss {val.loss:.3g}" if cfg.outcome == "loss" else ""),
                     hyperparameters=hp,
-                    val_acc=val.acc,
+                    val_score=val.score,
                     val_loss=val.loss,
                 )
                 if best is None or self._beats(val, y, best[2], best[3]):
@@ -151,10 +156,10 @@ class Hyperdyn(BaseStrategy):
             trainer.restore(best_snap)
             eta, result, val = best[0], best[1], best[2]
             self._apply(trainer, eta)
-            ys.append(val.acc)
+            ys.append(metric.signed(val.score))
             kept_val = val
             rec.end_epoch(result, val=val, metrics={f"hp_{k}": v for k, v in eta.items()})
-            if result.diverged or not math.isfinite(val.acc):
+            if result.diverged or not math.isfinite(val.score):
                 return rec.history
 
             # ---------------- Main loop (Algorithm 4)
@@ -223,7 +228,7 @@ class Hyperdyn(BaseStrategy):
                 eta = candidates[chosen]
                 self._apply(trainer, eta)
                 result, val = outcomes[chosen]
-                ys.append(val.acc)
+                ys.append(metric.signed(val.score))
                 kept_val = val
                 note = ""
                 if forced and chosen:
@@ -248,7 +253,8 @@ class Hyperdyn(BaseStrategy):
                     chosen != 0,
                     (f"kept {_fmt(candidates[0])}" if chosen == 0 else f"switched to {_fmt(eta)}")
                     + f" (keep p={p:.2f}; BO suggested {_fmt(candidates[1])}, "
-                    f"val {outcomes[1][1].acc:.1%} vs {outcomes[0][1].acc:.1%}"
+                    f"val {metric.format(outcomes[1][1].score)} vs "
+                    f"{metric.format(outcomes[0][1].score)}"
                     + (
                         f", loss {outcomes[1][1].loss:.3g} vs {outcomes[0][1].loss:.3g}"
                         if cfg.outcome == "loss"
@@ -267,8 +273,8 @@ class Hyperdyn(BaseStrategy):
                     "trend_keep": float(keep),
                     "keep_probability": p,
                     "temperature": temp,
-                    "val_acc_current_branch": outcomes[0][1].acc,
-                    "val_acc_suggestion_branch": outcomes[1][1].acc,
+                    f"val_{metric.key}_current_branch": outcomes[0][1].score,
+                    f"val_{metric.key}_suggestion_branch": outcomes[1][1].score,
                     "val_loss_current_branch": outcomes[0][1].loss,
                     "val_loss_suggestion_branch": outcomes[1][1].loss,
                     "lost_epochs": float(streak),
@@ -297,26 +303,34 @@ class Hyperdyn(BaseStrategy):
             if not (math.isfinite(after.loss) and after.loss > 0 and before.loss > 0):
                 return _LOSS_FLOOR
             return max(math.log(before.loss) - math.log(after.loss), _LOSS_FLOOR)
-        return (after.acc if math.isfinite(after.acc) else 0.0) - before.acc
+        return self._signed_or_floor(after) - self._metric.signed(before.score)
 
     def _random_start_outcome(self, before: EvalResult, val: EvalResult) -> float:
         cfg = self.config
-        if cfg.outcome == "accuracy" and cfg.random_start_outcome == "accuracy":
-            return val.acc if math.isfinite(val.acc) else 0.0  # Algorithm 3, line 6
+        if cfg.outcome == "metric" and cfg.random_start_outcome == "accuracy":
+            return self._signed_or_floor(val)  # Algorithm 3, line 6: the raw score
         return self._outcome(before, val)
 
     def _beats(self, val: EvalResult, y: float, best_val: EvalResult, best_y: float) -> bool:
         """Whether a Random-Start point is better than the best so far (ties: the earlier)."""
         if self.config.outcome == "loss":
             return y > best_y
-        acc = val.acc if math.isfinite(val.acc) else 0.0
-        return acc > best_val.acc or not math.isfinite(best_val.acc)
+        score = self._signed_or_floor(val)
+        best = self._metric.signed(best_val.score)
+        return score > best or not math.isfinite(best)
+
+    def _signed_or_floor(self, val: EvalResult) -> float:
+        """The signed score (higher is better); a broken branch's NaN scores 0 (the paper's
+        accuracy of a diverged branch), or minus the chance score of a minimised metric."""
+        if math.isfinite(val.score):
+            return self._metric.signed(val.score)
+        return 0.0 if self._metric.maximize else -self._floor
 
     def _rank(self, val: EvalResult) -> float:
         """How a branch ranks against the others (higher is better; a NaN ranks last)."""
         if self.config.outcome == "loss":
             return finite_or_worst(-val.loss)
-        return finite_or_worst(val.acc)
+        return finite_or_worst(self._metric.signed(val.score))
 
     def _incumbent(self, Y: list[float], T: list[int]) -> float:
         if self.config.incumbent == "all" or not T:

@@ -117,32 +117,36 @@ class NOSEvaluation(BaseStrategy):
             start = trainer.counters.steps
             return lambda step: peak * float(multipliers[min(step - start, len(multipliers) - 1)])
 
+        # the paper's bars are training accuracies: with another metric the sweep only ranks
+        metric = trainer.metric
+        bars = metric.key == "acc"
         with Recorder(self, trainer, budget, callbacks) as rec:
-            best_lr, best_acc = math.nan, -math.inf
+            best_lr, best = math.nan, -math.inf  # the metric, negated when it is minimised
             for lr in cfg.sweep_lrs:
                 trainer.restore(initial)
                 use(lr)
                 lr_fn = schedule(lr)
-                acc = -math.inf
+                signed = -math.inf
                 for epoch in range(cfg.sweep_epochs):
                     result = trainer.train_epoch(lr_fn)
-                    if result.diverged:
-                        acc = -math.inf
+                    if result.diverged or not math.isfinite(result.score):
+                        signed = -math.inf
                         break
-                    acc = max(acc, result.acc)
-                    if epoch >= cfg.sweep_stop and result.acc < cfg.sweep_threshold:
+                    signed = max(signed, metric.signed(result.score))
+                    if bars and epoch >= cfg.sweep_stop and result.score < cfg.sweep_threshold:
                         break
-                reached = acc if math.isfinite(acc) else 0.0
-                if acc > best_acc:
-                    best_lr, best_acc = lr, acc
+                reached = metric.signed(signed) if math.isfinite(signed) else math.nan
+                if signed > best:
+                    best_lr, best = lr, signed
                 rec.decide(
                     lr,
-                    acc >= cfg.sweep_threshold,
-                    f"sweep lr {lr:g}: best train acc {reached:.1%}",
-                    report=reached,
+                    math.isfinite(signed) and (not bars or reached >= cfg.sweep_threshold),
+                    f"sweep lr {lr:g}: best train {metric.key} "
+                    + (metric.format(reached) if math.isfinite(reached) else "diverged"),
+                    report=reached if math.isfinite(reached) else (0.0 if bars else math.nan),
                 )
             rec.history.info["sweep_best_lr"] = best_lr
-            if not math.isfinite(best_acc):
+            if not math.isfinite(best):
                 rec.history.status = "diverged"
                 rec.history.diverged_reason = "non-finite loss at every lr of the sweep"
                 return rec.history

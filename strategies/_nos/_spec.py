@@ -73,3 +73,30 @@ def build_nos_spec_optimizer(
     if isinstance(parsed, Genome):
         return GraphOptimizer(params, parsed, total_steps=total_steps, seed=seed)
     return build_nos_optimizer(parsed, params, total_steps=total_steps, seed=seed)
+
+
+def check_nos_optimizer(
+    spec: str, *, momentum: float | None = None, weight_decay: float | None = None
+) -> None:
+    """``check_nos_spec``, and refuse ``momentum`` / ``weight_decay`` for a registered NOS
+    optimizer (their programs fix both): the ``trainers`` registry's check of ``nos:*``."""
+    if isinstance(check_nos_spec(spec), str) and (
+        momentum is not None or weight_decay is not None
+    ):
+        raise ValueError(
+            "Task: `momentum` and `weight_decay` do not apply to NOS optimizers "
+            f"(optimizer={spec!r})."
+        )
+
+
+def build_nos_optimizer_for(
+    spec: str,
+    params: Iterable[Tensor] | Iterable[dict[str, Any]],
+    *,
+    total_steps: int,
+    seed: int = 0,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+) -> ProgramOptimizer:
+    """``build_nos_spec_optimizer`` with the ``trainers`` registry's signature."""
+    return build_nos_spec_optimizer(spec, params, total_steps=total_steps, seed=seed)

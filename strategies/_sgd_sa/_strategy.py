@@ -83,10 +83,16 @@ class SGDSA(BaseStrategy):
         greedy, then the sampler's temperature is :math:`T_0`.
 
         Raises:
-            ValueError: The paper's preset with an optimizer other than plain SGD.
+            ValueError: The paper's preset with an optimizer other than plain SGD, or the
+                ``error`` objective on regression targets.
         """
         cfg = self.config
         self._check_optimizer(trainer)
+        if cfg.objective == "error" and not trainer.data.classification:
+            raise ValueError(
+                "SGDSA(objective='error') accepts on the minibatch's 0-1 error, which needs "
+                "class labels; this task has regression targets: use objective='loss'."
+            )
         lrs = self.lrs(trainer)
         if cfg.moves == "lr-momentum":
             moves: list[tuple[float, str]] = [(lr, m) for lr in lrs for m in MOMENTUM_TYPES]
@@ -112,7 +118,7 @@ class SGDSA(BaseStrategy):
             undo.save_buffers()  # BN running statistics before this minibatch
             stats = trainer.forward_backward(x, y)
             if error_from_count:
-                slot_before.copy_(stats.correct)
+                slot_before.copy_((stats.outputs.argmax(1) == y).sum())
             elif train_trial:
                 slot_before.copy_(stats.loss)
             else:

@@ -25,9 +25,9 @@ def history(
             lr_min=0.1,
             lr_max=0.1,
             train_loss=1.0 / e,
-            train_acc=a,
+            train_score=a,
             val_loss=1.0 / e,
-            val_acc=a,
+            val_score=a,
             steps=steps_per_epoch * e,
             examples=100 * e,
             spent_steps=start + cost * steps_per_epoch * e,
@@ -36,7 +36,7 @@ def history(
         )
         for e, a in enumerate(accs, start=1)
     ]
-    h = History(strategy="x", records=records, status=status, best_test_acc=best_test)
+    h = History(strategy="x", records=records, status=status, best_test_score=best_test)
     if status == "diverged":
         h.diverged_epoch = len(records)
     return h

@@ -41,7 +41,7 @@ def test_back_at_chance_after_learning_for_three_epochs_is_diverged(boring_data)
     assert "back at chance for 3 epochs" in history.diverged_reason
     assert history.epochs == 9 and history.best_epoch <= 6
     chance = boring_data.chance_accuracy("val")
-    assert history.best.val_acc >= chance + 0.25 * (1 - chance)  # it had learned
+    assert history.best.val_score >= chance + 0.25 * (1 - chance)  # it had learned
     assert math.isfinite(history.records[-1].val_loss)  # finite: only rule 3 could fire
 
 
@@ -68,11 +68,11 @@ def test_the_monitor_leaves_the_trajectory_untouched(boring_data):
 
 def test_a_dip_to_chance_that_recovers_is_not_a_divergence(boring_data):
     monitor = DivergenceMonitor(hpo.testing.boring_task().build_trainer(boring_data))
-    at_chance = {"train_loss": 1.0, "val_loss": 1.0, "val_acc": monitor.chance}
-    assert monitor.check(train_loss=1.0, val_loss=1.0, val_acc=0.9) is None
+    at_chance = {"train_loss": 1.0, "val_loss": 1.0, "score": monitor.chance}
+    assert monitor.check(train_loss=1.0, val_loss=1.0, score=0.9) is None
     assert monitor.check(**at_chance) is None and monitor.check(**at_chance) is None
-    assert monitor.check(train_loss=1.0, val_loss=1.0, val_acc=0.8) is None  # recovered
-    assert monitor.epochs_at_chance == 0 and monitor.best_val_acc == 0.9
+    assert monitor.check(train_loss=1.0, val_loss=1.0, score=0.8) is None  # recovered
+    assert monitor.epochs_at_chance == 0 and monitor.best == 0.9
     assert monitor.check(**at_chance) is None and monitor.check(**at_chance) is None
     assert "chance for 3 epochs" in monitor.check(**at_chance)
     monitor.reset()
@@ -99,10 +99,11 @@ def test_a_rule_can_be_switched_off():
         rule.reason(
             train_loss=1e30,
             val_loss=1e30,
-            val_acc=0.1,
-            best_val_acc=0.99,
+            score=0.1,
+            best=0.99,
             initial_loss=2.3,
             chance=0.1,
+            ideal=1.0,
         )
         is None
     )

@@ -15,9 +15,9 @@ def record(epoch: int, val_acc: float, **kw) -> EpochRecord:
         lr_min=0.1,
         lr_max=0.1,
         train_loss=1.0,
-        train_acc=0.5,
+        train_score=0.5,
         val_loss=1.0,
-        val_acc=val_acc,
+        val_score=val_acc,
         steps=10 * epoch,
         examples=100 * epoch,
         spent_steps=20 * epoch,
@@ -44,7 +44,7 @@ def history() -> History:
 def test_json_round_trip_keeps_nan_and_inf(history):
     again = History.from_json(history.to_json())
     assert again == history
-    assert math.isinf(again.records[2].train_loss) and math.isnan(again.records[2].val_acc)
+    assert math.isinf(again.records[2].train_loss) and math.isnan(again.records[2].val_score)
     assert again.records[0].decisions[0].details == {"p": 0.4}
 
 

@@ -134,7 +134,7 @@ def test_trials_are_mlflow_children_of_the_study_run(tracking_uri, boring_data):
     assert parent.data.tags["hpo.role"] == "study"
     assert (
         parent.data.params["sampler"] == "RandomSampler"
-        and parent.data.params["metric"] == "val_acc"
+        and parent.data.params["value_metric"] == "val_acc"
     )
     exp = client.get_experiment_by_name("optuna-nesting")
     children = client.search_runs(

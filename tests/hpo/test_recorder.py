@@ -11,13 +11,13 @@ class ScoresOnTest(hpo.Callback):
     """Records the test accuracy of the weights after every epoch."""
 
     def __init__(self) -> None:
-        self.test_acc: list[float] = []
+        self.test_score: list[float] = []
 
     def on_run_start(self, history, trainer):
         self.trainer = trainer
 
     def on_epoch_end(self, history, record):
-        self.test_acc.append(self.trainer.test().acc)
+        self.test_score.append(self.trainer.test().score)
 
 
 def test_best_weights_are_scored_on_test(boring_data):
@@ -26,10 +26,10 @@ def test_best_weights_are_scored_on_test(boring_data):
     scores = ScoresOnTest()
     # a large lr makes validation accuracy bounce, so the best epoch is rarely the last
     history = Constant(lr=0.05).run(trainer, task.budget(), callbacks=[scores])
-    best = max(range(6), key=lambda i: (history.records[i].val_acc, -i))
+    best = max(range(6), key=lambda i: (history.records[i].val_score, -i))
     assert history.best_epoch == best + 1
-    assert history.best_test_acc == scores.test_acc[best]
-    assert history.test_acc == scores.test_acc[-1]
+    assert history.best_test_score == scores.test_score[best]
+    assert history.test_score == scores.test_score[-1]
 
 
 def test_decisions_are_attached_to_the_next_epoch(boring_data):

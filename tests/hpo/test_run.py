@@ -66,7 +66,7 @@ def test_run_logs_params_metrics_per_epoch_and_artifacts(tracking_uri, tmp_path)
     assert [m.value for m in sorted(vals, key=lambda m: m.step)] == history.column("val_acc")
     for key in ("lr", "train_loss", "train_acc", "val_loss"):
         assert len(client.get_metric_history(cb.run_id, key)) == 3
-    assert run.data.metrics["test_acc"] == history.test_acc
+    assert run.data.metrics["test_acc"] == history.test_score
     files = {f.path for f in client.list_artifacts(cb.run_id)}
     assert {"history.json", "plots"} <= files
     local = client.download_artifacts(cb.run_id, "history.json", str(tmp_path))
@@ -105,7 +105,7 @@ def test_a_diverging_run_returns_a_diverged_history_and_a_failed_mlflow_run(
     assert history.status == "diverged" and history.diverged_epoch == 1
     assert reason in history.diverged_reason
     assert history.epochs == 1, "training stops at the divergence"
-    assert history.best_epoch is None and math.isnan(history.test_acc)
+    assert history.best_epoch is None and math.isnan(history.test_score)
     run = client.get_run(cb.run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["hpo.status"] == "diverged" and run.data.tags["hpo.diverged_epoch"] == "1"

@@ -122,8 +122,8 @@ def test_checkpoints_follow_the_restarts_and_the_maximum_kept(boring_data):
     assert trainer.penalty is None  # the hook is removed after the run
     ens = h.info["ensemble"]
     assert ens["members"] == 3  # the 2 kept checkpoints and the final weights
-    assert 0.0 <= ens["val_acc"] <= 1.0 and ens["best_single_val_acc"] == max(
-        ens["single_val_accs"]
+    assert 0.0 <= ens["val_score"] <= 1.0 and ens["best_single_val_score"] == max(
+        ens["single_val_scores"]
     )
 
 

@@ -191,7 +191,7 @@ def test_the_kept_branch_is_bit_identical_to_training_it_alone(boring_data, offs
         alone.set_hyperparameters(momentum=record.metrics["hp_momentum"])
         alone.train_epoch(record.lr)
         assert all(torch.equal(a, b) for a, b in zip(alone.model.parameters(), weights))
-    assert alone.evaluate().acc == h.final.val_acc
+    assert alone.evaluate().score == h.final.val_score
 
 
 def test_same_seed_same_trajectory_other_seed_other_trajectory(boring_data):
@@ -208,7 +208,7 @@ def test_same_seed_same_trajectory_other_seed_other_trajectory(boring_data):
 @pytest.mark.parametrize(
     ("preset", "score"),
     [
-        ("paper", lambda d: d.details["val_acc"]),  # Algorithm 3: the most accurate point
+        ("paper", lambda d: d.details["val_score"]),  # Algorithm 3: the most accurate point
         ("robust", lambda d: -d.details["val_loss"]),  # the lowest validation loss
     ],
 )
@@ -401,7 +401,7 @@ def test_presets_fill_only_what_is_not_given():
     assert (paper.lr_min, paper.lr_max, paper.outcome, paper.patience) == (
         1e-4,
         1.0,
-        "accuracy",
+        "metric",
         None,
     )
     robust = HyperdynConfig()
@@ -417,7 +417,7 @@ def test_random_start_at_chance_picks_by_the_loss_not_by_the_first_tie():
     options = {"n_random_start": 4, "lr_min": 1e-7, "lr_max": 1e-5, "seed": 2}
     paper = hpo.run(task, Hyperdyn(preset="paper", **options), tracking=False)
     starts = paper.records[0].decisions
-    assert len({d.details["val_acc"] for d in starts}) == 1  # all tied at chance
+    assert len({d.details["val_score"] for d in starts}) == 1  # all tied at chance
     lowest_loss = min(starts, key=lambda d: d.details["val_loss"])
     assert lowest_loss is not starts[0]
     assert paper.records[0].lr == starts[0].lr  # the paper: the first of the ties

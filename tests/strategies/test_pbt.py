@@ -131,7 +131,7 @@ def test_a_population_that_all_diverges_ends_the_run_without_a_warning():
     metrics = h.records[0].metrics
     assert metrics["population_diverged"] == 2.0
     assert math.isnan(metrics["population_val_acc_mean"])
-    assert math.isnan(metrics["population_val_acc_min"])
+    assert math.isnan(metrics["population_val_acc_worst"])
 
 
 def test_momentum_is_tuned_only_where_the_optimizer_has_it():

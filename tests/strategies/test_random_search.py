@@ -18,8 +18,8 @@ def test_keeps_the_best_branch_and_pays_for_every_branch():
     h = hpo.run(task, RandomSearch(n_candidates=4, lr_min=1e-4, lr_max=1.0), tracking=False)
     for record in h.records:
         (decision,) = record.decisions
-        tried = decision.details["val_accs"]
-        assert record.val_acc == max(a for a in tried if a is not None)
+        tried = decision.details["val_scores"]
+        assert record.val_score == max(a for a in tried if a is not None)
         assert decision.lr in decision.details["candidates"] and record.lr == decision.lr
         assert all(1e-4 <= lr <= 1.0 for lr in decision.details["candidates"])
     assert h.final.spent_steps == 4 * h.final.steps
@@ -32,7 +32,7 @@ def test_the_kept_branch_is_the_branch_trained_alone(boring_data):
     alone = task.build_trainer(boring_data)
     result = alone.train_epoch(h.records[0].lr)
     assert result.loss == h.records[0].train_loss
-    assert alone.evaluate().acc == h.records[0].val_acc
+    assert alone.evaluate().score == h.records[0].val_score
 
 
 @pytest.mark.parametrize(

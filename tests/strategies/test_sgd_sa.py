@@ -165,7 +165,7 @@ def test_a_nan_trial_loss_is_rejected_and_training_goes_on():
     for r in h.records:
         assert r.metrics["accepted_at_lr_1e+30"] == 0.0  # never accepted, even at T = 1e30
         assert r.metrics["acceptance_rate"] < 1.0
-    chance = task.build_trainer().evaluate().acc
+    chance = task.build_trainer().evaluate().score
     assert max(h.column("val_acc")) > chance + 0.05  # it trained with the lr of 0.3
 
 
@@ -205,15 +205,15 @@ def test_the_error_objective_drives_the_acceptance(cold_run):
     assert (
         error.records[0].metrics["acceptance_rate"] != loss.records[0].metrics["acceptance_rate"]
     )
-    assert max(error.column("val_acc")) > task.build_trainer().evaluate().acc + 0.05
+    assert max(error.column("val_acc")) > task.build_trainer().evaluate().score + 0.05
 
 
 def test_end_on_best_leaves_the_best_weights_in_the_trainer(boring_data):
     task = hpo.testing.boring_task(optimizer="sgd", epochs=4)
     trainer = task.build_trainer(boring_data)
     h = SGDSA(end_on="best").run(trainer, task.budget())
-    assert trainer.evaluate().acc == h.best.val_acc
-    assert trainer.test().acc == h.best_test_acc
+    assert trainer.evaluate().score == h.best.val_score
+    assert trainer.test().score == h.best_test_score
 
 
 def test_logs_acceptance_signals_and_the_fig_3a_plot(tracking_uri):

@@ -22,9 +22,9 @@ def test_every_sampler_searches_and_keeps_the_best_trial(sampler):
     trials = h.info["trials"]
     assert len(trials) == 3
     complete = [t for t in trials if t["state"] == "COMPLETE"]
-    best = max(complete, key=lambda t: t["best_val_acc"])
+    best = max(complete, key=lambda t: t["best_val_score"])
     assert h.info["best_trial"]["number"] == best["number"]
-    assert max(h.column("val_acc")) == best["best_val_acc"]
+    assert max(h.column("val_acc")) == best["best_val_score"]
     assert set(h.column("lr")) == {best["lr"]}
     # the honest cost: every trial's epochs, paid before the answer is known
     assert h.final.spent_steps == sum(t["epochs"] for t in trials) * (h.final.steps // 2)
@@ -52,7 +52,7 @@ def test_every_trial_starts_from_the_same_weights(boring_data):
     for t in h.info["trials"]:
         alone = task.build_trainer(boring_data)
         alone.train_epoch(t["lr"])
-        assert alone.evaluate().acc == t["best_val_acc"]
+        assert alone.evaluate().score == t["best_val_score"]
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_hyperband_pruning_stops_poor_trials_early():
     h = hpo.run(task, static, tracking=False)
     epochs = [t["epochs"] for t in h.info["trials"]]
     assert any(t["state"] == "PRUNED" for t in h.info["trials"])
-    assert min(epochs) < 4 and math.isfinite(h.best.val_acc)
+    assert min(epochs) < 4 and math.isfinite(h.best.val_score)
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def test_snapshot_restore_replays_an_epoch_bit_identically(boring_data, optimize
     weights, state, val = params_of(trainer), state_of(trainer), trainer.evaluate()
     trainer.restore(snap)
     second = trainer.train_epoch()
-    assert first.loss == second.loss and first.acc == second.acc
+    assert first.loss == second.loss and first.score == second.score
     assert_identical(weights, params_of(trainer))
     assert_identical(state, state_of(trainer))
     assert trainer.evaluate() == val
@@ -130,7 +130,7 @@ def test_training_lowers_the_loss_and_counts_the_work(boring_data):
     before = trainer.evaluate()
     results = [trainer.train_epoch(0.01) for _ in range(3)]
     after = trainer.evaluate()
-    assert after.loss < before.loss and after.acc > before.acc
+    assert after.loss < before.loss and after.score > before.score
     assert results[-1].loss < results[0].loss
     n, spe = trainer.data.num_train, trainer.steps_per_epoch
     assert trainer.counters.steps == 3 * spe and trainer.counters.examples == 3 * n
@@ -173,7 +173,7 @@ def test_per_minibatch_path_reproduces_train_epoch(boring_data):
         return stats
 
     rb = b.run_epoch(step)
-    assert ra.loss == rb.loss and ra.acc == rb.acc
+    assert ra.loss == rb.loss and ra.score == rb.score
     assert_identical(params_of(a), params_of(b))
 
 
@@ -196,13 +196,13 @@ def test_evaluate_matches_a_hand_computed_accuracy(boring_data):
         logits = trainer.model(boring_data.x_val)
     trainer.model.train()
     result = trainer.evaluate("val")
-    assert result.acc == pytest.approx(
+    assert result.score == pytest.approx(
         (logits.argmax(1) == boring_data.y_val).float().mean().item()
     )
     assert result.loss == pytest.approx(
         F.cross_entropy(logits, boring_data.y_val).item(), rel=1e-5
     )
-    assert 0.0 <= trainer.test().acc <= 1.0
+    assert 0.0 <= trainer.test().score <= 1.0
 
 
 def test_training_leaves_the_global_rng_alone(boring_data):
@@ -313,4 +313,4 @@ def test_bf16_autocast_on_cuda():
         pytest.skip("needs a CUDA device")
     trainer = hpo.testing.boring_task(device="cuda", precision="bf16").build_trainer()
     result = trainer.train_epoch(0.01)
-    assert math.isfinite(result.loss) and trainer.evaluate().acc > 0.0
+    assert math.isfinite(result.loss) and trainer.evaluate().score > 0.0
