@@ -9,6 +9,10 @@ For the MNIST-1D CNN and MLP at batch 100 (Adam), this prints:
 (d) the optimizer's ``foreach=True`` path (what ``build_optimizer`` asks for) against torch's
     CPU default, the per-tensor loop: whole epochs, and ``opt.step()`` alone for each optimizer
     on the CNN, the MLP and the NOS ConvNet (base 48, CIFAR-sized: 0.21M parameters).
+(e) the other data paths against the in-memory one, on MNIST-1D and on digits as 8x8 images
+    (the CNN, batch 100): the streaming path over map-style ``TensorDataset`` s (a
+    ``DataLoader`` fetching the same seeded order; target <= 1.3x an epoch) and on-device
+    augmentation (random crop, and flip for the images; target <= 1.15x an epoch).
 
 Each timing is the median over ``--repeats`` epochs, the variants interleaved so that machine
 noise hits them alike. Run: ``python benchmarks/trainer_throughput.py``.
@@ -110,6 +114,28 @@ def step_times(model_name: str, shape: tuple[int, ...], options: dict, repeats: 
     return out
 
 
+def data_paths(dataset: str, augment: str, repeats: int, device: str) -> dict[str, float]:
+    """Median epoch time of the in-memory path, the streaming path and augmentation."""
+    from torch.utils.data import TensorDataset
+
+    task = hpo.Task(dataset=dataset, model="cnn", optimizer="adam", device=device)
+    data = task.load_data()
+    datasets = tuple(TensorDataset(*(t.cpu() for t in data.split(s))) for s in SPLITS)
+    trainers = {
+        "memory": task.build_trainer(data),
+        "streaming": task.replace(data=datasets, streaming=True).build_trainer(),
+        "augment": task.replace(augment=augment).build_trainer(data),
+    }
+    for t in trainers.values():  # warm-up
+        t.train_epoch(1e-2)
+    return interleaved_medians(
+        {name: (lambda t=t: t.train_epoch(1e-2)) for name, t in trainers.items()}, repeats
+    )
+
+
+SPLITS = ("train", "val", "test")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="epochs timed per variant")
@@ -138,6 +164,18 @@ def main() -> None:
         "\ntargets: (a) <= 1.10x   (b) < 1.00x   (c) <= 2 % of an epoch   "
         "(d) > 1 means foreach is faster"
     )
+    print("\n(e) other data paths: epoch time against the in-memory path (CNN, batch 100)")
+    print(
+        f"{'dataset':<8} {'memory':>8} {'streaming':>10} {'ratio':>7} {'augment':>8} {'ratio':>7}"
+    )
+    for dataset, augment in (("mnist1d", "crop"), ("digits", "crop-flip")):
+        m = data_paths(dataset, augment, args.repeats, args.device)
+        print(
+            f"{dataset:<8} {m['memory'] * 1e3:6.1f}ms {m['streaming'] * 1e3:8.1f}ms "
+            f"{m['streaming'] / m['memory']:6.2f}x {m['augment'] * 1e3:6.1f}ms "
+            f"{m['augment'] / m['memory']:6.2f}x"
+        )
+    print("targets: streaming <= 1.3x, augmentation <= 1.15x an in-memory epoch")
     print("\n(d) opt.step() alone: per-tensor loop time / foreach time (foreach step time)")
     cases = [("cnn", (1, 40), {}), ("mlp", (1, 40), {}), ("convnet", (3, 32, 32), {"base": 48})]
     results = {c[0]: step_times(*c, repeats=200) for c in cases}

@@ -251,6 +251,7 @@ class Task:
         seed = self.seed if seed is None else seed
         data = self.load_data() if data is None else data
         device = resolve_device(self.device)
+        loss, metric = self.resolve_loss(data), self.resolve_metric(data)  # before any work
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self._build_model(data)
@@ -274,8 +275,8 @@ class Task:
             seed=seed,
             device=device,
             precision=self.precision,
-            loss=self.resolve_loss(data),
-            metric=self.resolve_metric(data),
+            loss=loss,
+            metric=metric,
             augment=augment,
         )
 

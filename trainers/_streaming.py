@@ -254,6 +254,12 @@ def as_splits(
             "sequence (train, val[, test]) of (inputs, targets) tensor pairs or Datasets, "
             f"but got {type(data).__name__}."
         )
+    for split, part in zip(SPLITS, parts):
+        if part is not None and not isinstance(part, (tuple, list)) and not _is_dataset(part):
+            raise TypeError(
+                f"`data` {split!r} must be a pair of tensors (inputs, targets) or a map-style "
+                f"Dataset, but got {type(part).__name__}."
+            )
     datasets = [p for p in parts if p is not None and not isinstance(p, (tuple, list))]
     if not datasets:  # tensors: the in-memory path
         if streaming:
@@ -283,6 +289,10 @@ def as_splits(
         total = sum(stream.split_size(s) for s in SPLITS) * per_item
         streaming = total > max_bytes
     return stream if streaming else stream.materialize()
+
+
+def _is_dataset(obj: Any) -> bool:
+    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__")
 
 
 def _item(ds: Any, i: int) -> tuple[Tensor, Tensor]:
