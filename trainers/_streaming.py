@@ -265,9 +265,9 @@ def as_splits(
         if streaming:
             raise ValueError("`streaming=True` needs Datasets; `data` holds tensors.")
         return make_splits(
-            parts[0],
-            parts[1],
-            parts[2],
+            parts[0],  # type: ignore[arg-type]  # pairs: checked above
+            parts[1],  # type: ignore[arg-type]
+            parts[2],  # type: ignore[arg-type]
             val_fraction=val_fraction,
             split_seed=split_seed,
             name=name,
@@ -275,6 +275,8 @@ def as_splits(
     if len(datasets) != sum(p is not None for p in parts):
         raise TypeError("`data` must hold either tensor pairs or Datasets, not a mix.")
     train, val, test = parts
+    if train is None:
+        raise ValueError("`data` must hold a 'train' split, but it is None.")
     if val is None:  # hold out val_fraction of train, as the built-in datasets do
         perm = np.random.default_rng(split_seed).permutation(len(train))
         n_val = max(1, int(round(val_fraction * len(train))))

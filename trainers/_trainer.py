@@ -218,7 +218,7 @@ class Trainer:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        data: DataSplits,
+        data: DataSplits | StreamingSplits,
         *,
         batch_size: int = 100,
         seed: int = 0,

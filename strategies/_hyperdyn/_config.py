@@ -83,8 +83,9 @@ class HyperdynConfig:
         temperature_final: Beyond the paper: the temperature at the last epoch, reached
             geometrically from ``temperature``. ``None``: constant (the paper).
         offset: b of CheckAccuracyTrend, >= 0; ``inf`` always switches (epoch-based BO).
-        accuracy_unit: The unit of accuracy differences in the trend test: ``percent``
-            (percentage points: T = 1 means one point of accuracy) or ``fraction``.
+        accuracy_unit: The unit of score differences in the trend test: ``percent``
+            (percentage points: T = 1 means one point of accuracy; another metric's values
+            are multiplied by 100 too) or ``fraction`` (the metric's own units).
         alpha: α of the time kernel, > 0.
         beta: β of the time kernel, > 0, in epochs.
         learn_time_kernel: Fit α and β with the GP (positive constraints) instead of fixing them.
