@@ -23,6 +23,7 @@ from hpo._base import BaseStrategy
 from hpo._bench import BenchResult, bench
 from hpo._budget import Budget
 from hpo._callbacks import Callback
+from hpo._checkpoint import Checkpoint
 from hpo._compare import compare, format_table, plot_comparison, steps_to_target, summarize
 from hpo._divergence import DivergenceMonitor, DivergenceRule
 from hpo._experimental import experimental
@@ -31,6 +32,7 @@ from hpo._optuna import Objective, objective
 from hpo._plots import plot_history
 from hpo._progress import ProgressPrinter
 from hpo._recorder import Recorder
+from hpo._recovery import StaleTrialCallback, storage
 from hpo._run import run
 from hpo._strategy import Strategy
 from hpo._suite import SUITE, BenchTask
@@ -45,6 +47,7 @@ __all__ = [
     "BenchTask",
     "Budget",
     "Callback",
+    "Checkpoint",
     "Decision",
     "DivergenceMonitor",
     "DivergenceRule",
@@ -55,6 +58,7 @@ __all__ = [
     "ProgressPrinter",
     "Recorder",
     "SUITE",
+    "StaleTrialCallback",
     "Strategy",
     "Task",
     "bench",
@@ -67,6 +71,7 @@ __all__ = [
     "plot_history",
     "run",
     "steps_to_target",
+    "storage",
     "summarize",
     "testing",
 ]

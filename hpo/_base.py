@@ -31,6 +31,9 @@ class BaseStrategy:
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    #: Whether ``run`` marks its epoch boundaries with ``rec.checkpoint(...)`` and continues
+    #: from ``rec.resumed``: then ``hpo.run(..., checkpoint_dir=...)`` can save and resume it.
+    checkpointing: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         cls = self.config_class

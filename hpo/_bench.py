@@ -27,6 +27,7 @@ from hpo._anytime import (
     summarize_anytime,
 )
 from hpo._budget import Budget
+from hpo._callbacks import Callback
 from hpo._suite import (
     DEFAULT_STRATEGIES,
     KEEP_BUDGET,
@@ -117,6 +118,7 @@ def bench(
     experiment: str = "hpo",
     output_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> BenchResult:
     """Run every strategy untuned on every task of the suite, on the same seeds; score them by
     anytime performance at equal spent compute.
@@ -141,6 +143,7 @@ def bench(
         experiment: The MLflow experiment.
         output_dir: Also write the text, CSVs and plots here.
         progress: Called with a line of text after each run.
+        callbacks: More observers of every run.
 
     Returns:
         The ``BenchResult``.
@@ -167,6 +170,10 @@ def bench(
         raise ValueError(f"`budgets` must be positive multiples of a run, got {budgets!r}.")
     if epochs is None:
         epochs = QUICK_EPOCHS if quick else None
+    if output_dir is not None:
+        from hpo._resources import check_output_dir
+
+        check_output_dir(output_dir, flag="`output_dir`")
 
     start = time.perf_counter()
     tables: dict[str, pd.DataFrame] = {}
@@ -212,6 +219,7 @@ def bench(
                 run_plots=False,
                 output_dir=None if output_dir is None else os.path.join(output_dir, name),
                 progress=None if progress is None else _prefixed(progress, f"  {name} "),
+                callbacks=callbacks,
             )
             tables[name] = table
             runs = table.attrs["histories"]

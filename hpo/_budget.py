@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hpo._validation import check_range
+
+#: The most epochs a budget may ask for: beyond any run that could end.
+MAX_EPOCHS = 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,10 +21,11 @@ class Budget:
     strategies can be held to the same compute.
 
     Args:
-        epochs: Epochs of the kept trajectory, >= 1.
+        epochs: Epochs of the kept trajectory, in [1, 1e6].
         steps: Optimizer steps spent, >= 1.
         examples: Training examples spent, >= 1.
-        seconds: Wall time in seconds, > 0 (evaluation and the strategy's own work included).
+        seconds: Wall time in seconds, > 0 and finite (evaluation and the strategy's own work
+            included); ``None`` for no time limit.
 
     Raises:
         ValueError: No limit is set, or a limit is out of range.
@@ -39,7 +44,14 @@ class Budget:
         for name in ("epochs", "steps", "examples"):
             value = getattr(self, name)
             if value is not None:
-                check_range("Budget", name, value, 1, integer=True)
+                check_range(
+                    "Budget",
+                    name,
+                    value,
+                    1,
+                    MAX_EPOCHS if name == "epochs" else math.inf,
+                    integer=True,
+                )
         if self.seconds is not None:
             check_range("Budget", "seconds", self.seconds, 0.0, low_closed=False)
         if all(getattr(self, f) is None for f in ("epochs", "steps", "examples", "seconds")):

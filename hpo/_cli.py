@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from hpo._callbacks import Callback
 from hpo._flags import HelpFormatter
+from hpo._task import MAX_SEED
 
 EXIT_USAGE = 2
 
@@ -26,6 +29,23 @@ class _Parser(argparse.ArgumentParser):
 
 class UsageError(Exception):
     """A bad value on the command line: printed as one line, exit code 2."""
+
+
+class _Phase(Callback):
+    """Marks the moment training starts (a run's recorder starts its callbacks): an error
+    before it is the user's input (one line, exit 2), one after it is the run's own (its
+    traceback is shown: it may be a bug)."""
+
+    def __init__(self) -> None:
+        self.training = False
+
+    def on_run_start(self, history: Any, trainer: Any) -> None:
+        self.training = True
+
+
+def _warn(command: str, message: str) -> None:
+    """One warning line on stderr (an option that is ignored where it was given)."""
+    print(f"hpo {command}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,13 +71,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    args.phase = _Phase()
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning(args.command)
+        return _handle(args)
+
+
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Python warnings as ``hpo COMMAND: warning: ...`` lines on stderr."""
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"hpo {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    return show
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """Run the command; bad input (before training starts) is one line and exit code 2."""
     try:
         return int(args.handler(args))
-    except UsageError as err:
-        print(f"hpo {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ValueError, TypeError) as err:
-        print(f"hpo {args.command}: error: {err}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError) as err:
+        if args.phase.training and not isinstance(err, UsageError):
+            raise  # not the input's fault: the traceback is what a bug report needs
+        message = " ".join(str(err).split())  # one line, whatever the message's layout
+        print(f"hpo {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"hpo {args.command}: interrupted", file=sys.stderr)
@@ -139,14 +176,15 @@ def _user_task(path: str) -> Any:
 
 
 def _flag_value(argv: Sequence[str], flag: str) -> str | None:
-    """The value of ``flag`` in ``argv`` (``--flag V`` or ``--flag=V``), before parsing: it
-    decides which strategies' option flags to generate."""
+    """The value of ``flag`` in ``argv`` (``--flag V`` or ``--flag=V``; the last one, as
+    argparse takes), before parsing: it decides which strategies' option flags to generate."""
+    value = None
     for i, token in enumerate(argv):
         if token == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if token.startswith(flag + "="):
-            return token.split("=", 1)[1]
-    return None
+            value = argv[i + 1]
+        elif token.startswith(flag + "="):
+            value = token.split("=", 1)[1]
+    return value
 
 
 def _add_strategy_flags(p: argparse.ArgumentParser, names: str) -> None:
@@ -193,6 +231,64 @@ def _tracking_uri(args: argparse.Namespace) -> str:
     return resolve_tracking_uri(args.tracking_uri)
 
 
+def _tracking_option(args: argparse.Namespace, command: str) -> str | None:
+    """The MLflow tracking URI to log to, checked up front, or ``None`` with ``--no-tracking``
+    (which wins over ``--tracking-uri``, with a warning).
+
+    Raises:
+        UsageError: The URI is unusable (a missing folder, a server that does not answer...).
+    """
+    from hpo._resources import check_tracking_uri
+
+    if args.no_tracking:
+        if args.tracking_uri is not None:
+            _warn(command, f"--tracking-uri {args.tracking_uri} is ignored with --no-tracking")
+        return None
+    uri = _tracking_uri(args)
+    try:
+        check_tracking_uri(uri, flag="--tracking-uri")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    return uri
+
+
+def _check_output_dir(path: str) -> None:
+    """``--output-dir`` must be a folder that can be written (or created), checked before any
+    training.
+
+    Raises:
+        UsageError: It cannot.
+    """
+    from hpo._resources import check_output_dir
+
+    try:
+        check_output_dir(path, flag="--output-dir")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
+def _check_storage(url: str | None) -> None:
+    """``--storage`` must be a usable Optuna storage, checked before anything else touches it.
+
+    Raises:
+        UsageError: It is not (an unknown scheme, a missing folder, a file that is not a
+            database or journal, a server that does not answer, a missing driver).
+    """
+    from hpo._resources import check_storage_url
+
+    try:
+        check_storage_url(url, flag="--storage")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
+def _flagged(message: str) -> str:
+    """An API error message with the argument names the CLI user knows as flags."""
+    for name, flag in (("`checkpoint_dir`", "--checkpoint-dir"), ("`resume=True`", "--resume")):
+        message = message.replace(name, flag)
+    return message
+
+
 # =============================================================================================
 # hpo run
 # =============================================================================================
@@ -230,6 +326,25 @@ def _add_run(sub: Any, strategy: str) -> None:
     )
     _add_task_options(p)
     _add_tracking_options(p)
+    g = p.add_argument_group(
+        "checkpoints",
+        "save the run's whole state at every epoch boundary; after a crash or kill -9 the same "
+        "command with --resume continues it, ends with the same weights and History as a run "
+        "that never stopped, and logs into the same MLflow run",
+    )
+    g.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="where the checkpoint goes (checkpoint.pt, checkpoint.json, and history.json at "
+        "the end); its parent folder must exist",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run saved in --checkpoint-dir (a fresh start when there is none; "
+        "nothing is trained when it had ended)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     _add_strategy_flags(p, strategy)
     p.set_defaults(handler=_cmd_run)
@@ -245,18 +360,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
     strategy = make_strategy(
         args.strategy, **_strategy_options(args.strategy, args, args.options, args.lr)
     )
+    if args.resume and args.checkpoint_dir is None:
+        raise UsageError("--resume needs --checkpoint-dir: the folder of the run to resume")
     tracking: Any = False
-    uri = None
-    if not args.no_tracking:
-        uri = _tracking_uri(args)
+    uri = _tracking_option(args, "run")
+    if uri is not None:
         tracking = MLflowCallback(tracking_uri=uri, experiment=args.experiment)
-    callbacks = [] if args.quiet else [ProgressPrinter(sys.stderr, total_epochs=task.epochs)]
+    callbacks: list[Any] = [args.phase]
+    if not args.quiet:
+        callbacks.append(ProgressPrinter(sys.stderr, total_epochs=task.epochs))
     try:
         data = task.load_data()
-    except RuntimeError as err:
-        print(f"hpo run: error: {err}", file=sys.stderr)
-        return 1
-    history = run(task, strategy, tracking=tracking, callbacks=callbacks, data=data)
+    except RuntimeError as err:  # the dataset is not there (and may not be downloaded)
+        raise UsageError(str(err)) from err
+    try:
+        history = run(
+            task,
+            strategy,
+            tracking=tracking,
+            callbacks=callbacks,
+            data=data,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+        )
+    except ValueError as err:
+        if args.phase.training:
+            raise
+        raise UsageError(_flagged(str(err))) from err
+    if not args.phase.training and args.resume:
+        print(
+            f"the run in {args.checkpoint_dir} had already ended ({history.status}, "
+            f"{history.epochs} epochs): nothing to resume",
+            file=sys.stderr,
+        )
 
     from trainers import format_score
 
@@ -364,8 +500,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     }
     task = _task_from(args)
     budget = Budget(epochs=task.epochs, steps=args.budget_steps)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, but got {args.seeds}")
+    if args.baseline is not None and args.baseline not in names:
+        raise UsageError(
+            f"--baseline must be one of the compared strategies ({', '.join(names)}), "
+            f"but got {args.baseline!r}"
+        )
     out = args.output_dir or os.path.join("hpo-output", time.strftime("compare-%Y%m%d-%H%M%S"))
-    tracking: Any = False if args.no_tracking else _tracking_uri(args)
+    _check_output_dir(out)
+    uri = _tracking_option(args, "compare")
+    tracking: Any = False if uri is None else uri
     params = task.to_params()
     print(
         f"Comparing {', '.join(names)} on {params['dataset']}/{params['model']} "
@@ -384,6 +529,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         output_dir=out,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        callbacks=[args.phase],
     )
     print()
     print(format_table(table))
@@ -478,7 +624,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, but got {args.epochs}")
     out = args.output_dir or os.path.join("hpo-output", time.strftime("bench-%Y%m%d-%H%M%S"))
-    tracking: Any = False if args.no_tracking else _tracking_uri(args)
+    _check_output_dir(out)
+    uri = _tracking_option(args, "bench")
+    tracking: Any = False if uri is None else uri
     try:
         result = bench(
             tasks,
@@ -491,8 +639,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             experiment=args.experiment,
             output_dir=out,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
+            callbacks=[args.phase],
         )
-    except ValueError as err:  # a bad --tasks or --strategies name
+    except ValueError as err:  # a bad --tasks or --strategies name, before any training
+        if args.phase.training:
+            raise
         raise UsageError(str(err)) from err
     print()
     print(result.format())
@@ -513,6 +664,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _add_study(sub: Any) -> None:
     from hpo._optuna import PRUNERS, SAMPLERS
+    from hpo._recovery import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_RETRY
     from strategies import STRATEGIES
 
     p = sub.add_parser(
@@ -554,30 +706,78 @@ def _add_study(sub: Any) -> None:
         default=None,
         help="seed of the sampler (default: random, so processes differ)",
     )
+    g = p.add_argument_group(
+        "recovery",
+        "with --storage, a worker that dies mid-trial (kill -9, OOM, preemption) is noticed "
+        "by its missing heartbeat; the next worker to start a trial fails its trial, retries "
+        "it and closes its MLflow run as KILLED",
+    )
+    g.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=DEFAULT_HEARTBEAT_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between a running trial's heartbeats (a write each); 0 turns recovery off",
+    )
+    g.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="silence after which a running trial counts as dead; it must outlast any pause of "
+        "a live worker (default: Optuna's, twice the heartbeat interval)",
+    )
+    g.add_argument(
+        "--max-retry",
+        type=int,
+        default=DEFAULT_MAX_RETRY,
+        metavar="N",
+        help="times a dead worker's trial is retried; a trial that kills N+1 workers stays "
+        "failed (0: fail it, never retry)",
+    )
     _add_task_options(p, epochs=20)
     _add_tracking_options(p)
     p.set_defaults(handler=_cmd_study)
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    import warnings
+
     import optuna
 
     from hpo._optuna import (
         PARENT_ATTR,
-        make_storage,
         objective,
         pruner_by_name,
         quiet_optuna,
         sampler_by_name,
     )
+    from hpo._recovery import storage
     from strategies import STRATEGIES
 
     if args.n_trials < 1:
         raise UsageError(f"--n-trials must be >= 1, but got {args.n_trials}")
+    if args.heartbeat_interval < 0:
+        raise UsageError(f"--heartbeat-interval must be >= 0, but got {args.heartbeat_interval}")
+    if args.grace_period is not None and args.heartbeat_interval == 0:
+        raise UsageError("--grace-period needs a heartbeat, but --heartbeat-interval is 0")
+    if args.grace_period is not None and args.grace_period <= args.heartbeat_interval:
+        raise UsageError(
+            f"--grace-period must be longer than --heartbeat-interval "
+            f"({args.heartbeat_interval}), but got {args.grace_period}"
+        )
+    if args.max_retry < 0:
+        raise UsageError(f"--max-retry must be >= 0, but got {args.max_retry}")
+    if args.sampler_seed is not None and not 0 <= args.sampler_seed <= MAX_SEED:
+        raise UsageError(f"--sampler-seed must be in [0, {MAX_SEED}], but got {args.sampler_seed}")
+    if args.study_name is not None and not args.study_name.strip():
+        raise UsageError(f"--study-name must not be empty, but got {args.study_name!r}")
     task = _task_from(args)
     cls = STRATEGIES[args.strategy]
     name = args.study_name or f"hpo-{args.strategy}"
-    tracking: Any = False if args.no_tracking else _tracking_uri(args)
+    _check_storage(args.storage)
+    uri = _tracking_option(args, "study")
+    tracking: Any = False if uri is None else uri
     obj = objective(
         task,
         cls.suggest,
@@ -601,7 +801,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     with quiet_optuna():  # Optuna's INFO lines would drown the trial lines
         study = optuna.create_study(
             study_name=name,
-            storage=make_storage(args.storage),
+            storage=storage(
+                args.storage,
+                heartbeat_interval=args.heartbeat_interval,
+                grace_period=args.grace_period,
+                max_retry=args.max_retry,
+            ),
             sampler=sampler_by_name(args.sampler, args.sampler_seed),
             pruner=pruner_by_name(args.pruner),
             direction="maximize" if obj.maximize else "minimize",
@@ -609,13 +814,26 @@ def _cmd_study(args: argparse.Namespace) -> int:
         )
         if task.serializable:  # workers elsewhere can rebuild the task from these params
             study.set_user_attr("task", task.to_params())
+        args.phase.training = True  # from here on, errors are the runs' own
         with obj:
             study.optimize(obj, n_trials=args.n_trials, callbacks=[report])
-    states = [t.state.name for t in study.trials]
+        with warnings.catch_warnings():  # Optuna calls it experimental; it runs it each trial
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # a worker that died meanwhile: its trial is failed, retried by the next worker
+            # and its MLflow run closed now, not when the next worker comes
+            optuna.storages.fail_stale_trials(study)
+    trials = study.trials
+    states = [t.state.name for t in trials]
+    retried = sum("retry_history" in t.system_attrs for t in trials)
+    left = "".join(
+        f", {states.count(state)} {state.lower()}"
+        for state in ("RUNNING", "WAITING")
+        if state in states
+    )
     print(
         f"\nstudy {name!r}: {len(states)} trials in the storage "
         f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
-        f"{states.count('FAIL')} failed)"
+        f"{states.count('FAIL')} failed (retried {retried}){left})"
     )
     try:
         best = study.best_trial

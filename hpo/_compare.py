@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hpo._budget import Budget
+from hpo._callbacks import Callback
 from hpo._history import History
-from hpo._task import Task
+from hpo._task import MAX_SEED, Task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +47,7 @@ def compare(
     run_plots: bool = True,
     output_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> pd.DataFrame:
     """Run every strategy on ``task`` for every seed, under one budget; return one row each.
 
@@ -70,6 +73,7 @@ def compare(
             logged either way); ``hpo bench`` turns them off to save ~0.1 s per run.
         output_dir: Also write the table and plots here.
         progress: Called with a line of text after each run (e.g. ``print``).
+        callbacks: More observers of every run.
 
     Returns:
         A DataFrame indexed by label (columns: see ``summarize``). ``df.attrs`` holds
@@ -91,6 +95,13 @@ def compare(
     from hpo._run import run
     from hpo._tracking import MLflowCallback, parent_run
 
+    if not isinstance(task, Task):
+        raise TypeError(f"`task` must be an hpo.Task, but got {type(task).__name__}.")
+    if not isinstance(strategies, Mapping):
+        raise TypeError(
+            "`strategies` must be a mapping label -> strategy (e.g. {'constant': Constant()}), "
+            f"but got strategies={strategies!r} of type {type(strategies).__name__}."
+        )
     labels = list(strategies)
     if not labels:
         raise ValueError("`strategies` must name at least one strategy, but got none.")
@@ -99,6 +110,15 @@ def compare(
         raise ValueError(f"`baseline` must be one of {labels}, but got baseline={baseline!r}.")
     seed_list = _seeds(seeds)
     _check_targets(targets)
+    if output_dir is not None:
+        from hpo._resources import check_output_dir
+
+        check_output_dir(output_dir, flag="`output_dir`")
+    if budget is not None and not isinstance(budget, Budget):
+        raise TypeError(
+            f"`budget` must be an hpo.Budget (e.g. hpo.Budget(epochs={budget!r})), but got "
+            f"budget={budget!r} of type {type(budget).__name__}."
+        )
     budget = budget or task.budget()
     data = task.load_data()
 
@@ -143,7 +163,7 @@ def compare(
                     strategy,
                     budget=budget,
                     tracking=False,
-                    callbacks=cbs,
+                    callbacks=[*cbs, *callbacks],
                     data=data,
                 )
                 histories[label].append(history)
@@ -488,11 +508,21 @@ def _seeds(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, (bool, str, bytes)) or not isinstance(seeds, (int, Sequence)):
         raise TypeError(f"`seeds` must be an int or a sequence of ints, but got seeds={seeds!r}.")
     out = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not out or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in out):
+    if not out or any(
+        not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED for s in out
+    ):
         raise ValueError(
-            f"`seeds` must be a count >= 1 or non-negative ints, but got seeds={seeds!r}."
+            f"`seeds` must be a count >= 1 or ints in [0, {MAX_SEED}], but got seeds={seeds!r}."
         )
-    return out
+    unique = list(dict.fromkeys(out))
+    if len(unique) < len(out):
+        warnings.warn(
+            f"`seeds` repeats a seed ({seeds!r}): a repeated seed gives the same run again, "
+            f"so each is run once: {unique}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return unique
 
 
 def _check_targets(targets: Sequence[float]) -> None:

@@ -62,7 +62,7 @@ class DivergenceRule:
 
     def __post_init__(self) -> None:
         owner = "DivergenceRule"
-        check_range(owner, "loss_factor", self.loss_factor, 1.0, low_closed=False)
+        check_range(owner, "loss_factor", self.loss_factor, 1.0, low_closed=False, allow_inf=True)
         check_range(owner, "chance_margin", self.chance_margin, 0.0, 1.0)
         check_range(owner, "learned", self.learned, 0.0, 1.0, low_closed=False)
         check_range(owner, "chance_epochs", self.chance_epochs, 1, integer=True)
@@ -127,6 +127,8 @@ class DivergenceMonitor:
     Args:
         trainer: The trainer, on its initial weights.
         rule: The rule (default ``DivergenceRule()``).
+        initial_loss: The initial validation loss when it is known (a resumed run): then
+            nothing is evaluated.
 
     Example:
         >>> import hpo
@@ -137,15 +139,35 @@ class DivergenceMonitor:
         'non-finite loss'
     """
 
-    def __init__(self, trainer: Trainer, rule: DivergenceRule | None = None) -> None:
+    def __init__(
+        self,
+        trainer: Trainer,
+        rule: DivergenceRule | None = None,
+        *,
+        initial_loss: float | None = None,
+    ) -> None:
         metric = trainer.metric
         self.rule = DivergenceRule() if rule is None else rule
-        self.initial_loss = trainer.evaluate().loss
+        self.initial_loss = trainer.evaluate().loss if initial_loss is None else initial_loss
         self.chance = metric.chance_score(trainer.data.targets("val"))
         self.ideal = math.nan if metric.ideal is None else metric.ideal
         self.maximize = metric.maximize
         self.best = math.nan
         self.epochs_at_chance = 0
+
+    def state_dict(self) -> dict[str, float | int]:
+        """The monitor's memory (the initial loss, the best score, the epochs at chance)."""
+        return {
+            "initial_loss": self.initial_loss,
+            "best": self.best,
+            "epochs_at_chance": self.epochs_at_chance,
+        }
+
+    def load_state_dict(self, state: dict[str, float | int]) -> None:
+        """Continue from a ``state_dict()`` (a resumed run)."""
+        self.initial_loss = float(state["initial_loss"])
+        self.best = float(state["best"])
+        self.epochs_at_chance = int(state["epochs_at_chance"])
 
     def reset(self) -> None:
         """Forget the best score seen (a new trajectory from the same initial weights)."""

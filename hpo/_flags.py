@@ -130,11 +130,14 @@ def parse_value(cls: type, name: str, text: str) -> Any:
     if name not in names:
         raise ValueError(f"{cls.__name__} has no option {name!r}; it has {sorted(names)}.")
     kind = _kind(typing.get_type_hints(cls).get(name, Any))
-    if kind == "bool":
-        return _bool(text)
-    if kind == "mapping":
-        return dict(_key_value(p) for p in text.split(","))
-    return _parser(kind, f"{name}=")(text)
+    try:
+        if kind == "bool":
+            return _bool(text)
+        if kind == "mapping":
+            return dict(_key_value(p) for p in text.split(","))
+        return _parser(kind, f"{name}=")(text)
+    except argparse.ArgumentTypeError as err:  # the flags' parsers speak argparse
+        raise ValueError(str(err)) from err
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -209,6 +212,8 @@ def _sequence(text: str) -> tuple[Any, ...]:
 
 
 def _literal(text: str) -> Any:
+    if text.strip().lower() in ("inf", "+inf", "-inf", "nan", "infinity", "-infinity"):
+        return float(text)  # a number, so that the field's check names the value
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from hpo._budget import Budget
 from hpo._callbacks import Callback
+from hpo._recovery import RETRY_OF_RUN_ATTR
 from hpo._task import Task
-from hpo._tracking import retry_on_db_race, sqlite_init_lock
+from hpo._tracking import sqlite_init_lock
 from hpo._validation import check_choice, check_type
 
 if TYPE_CHECKING:
@@ -26,12 +27,15 @@ if TYPE_CHECKING:
     from hpo._history import Decision, EpochRecord, History
     from hpo._strategy import Strategy
     from hpo._tracking import MLflowCallback
-    from trainers import DataSplits, Trainer
+    from trainers import DataSplits, StreamingSplits, Trainer
 
 #: Losses of an epoch record: smaller is better.
 LOSS_COLUMNS = ("val_loss", "train_loss")
 #: The study's user attr that holds its MLflow parent run's id.
 PARENT_ATTR = "mlflow_parent_run_id"
+#: The study's user attr that holds the tracking URI of that run (absolute for a local store):
+#: whoever finds a dead worker's trial closes its MLflow run there (``hpo.StaleTrialCallback``).
+TRACKING_URI_ATTR = "mlflow_tracking_uri"
 #: ``sampler_by_name``'s samplers: name -> the ``optuna.samplers`` class (built with the seed).
 SAMPLERS: Mapping[str, str] = {
     "tpe": "TPESampler",
@@ -67,7 +71,7 @@ class Objective:
         budget: Budget | None = None,
         tracking: bool | str = True,
         experiment: str = "hpo",
-        data: DataSplits | None = None,
+        data: DataSplits | StreamingSplits | None = None,
         report: str | None = None,
     ) -> None:
         if not isinstance(task, Task):
@@ -96,6 +100,27 @@ class Objective:
         self._lock = threading.Lock()
         self._parents: dict[str, str] = {}
         self._task_metric: Any = None
+        for name in (metric, report):
+            if name is not None:
+                self._check_metric_name(name)
+
+    def _check_metric_name(self, name: str) -> None:
+        """A score column (``val_<key>``, ``train_<key>``) must be of the task's metric; any
+        other name may be a strategy's own metric (checked at the first epoch).
+
+        Raises:
+            ValueError: ``val_f1`` on a task whose metric is accuracy, and the like.
+        """
+        split, _, key = name.partition("_")
+        if split not in ("val", "train") or not key or "_" in key or key == "loss":
+            return
+        task_key = self._resolve().key
+        if key != task_key:
+            raise ValueError(
+                f"objective: `metric`={name!r} is not recorded: the task's metric is "
+                f"{task_key!r}, so a trial can be valued by val_{task_key}, train_{task_key}, "
+                "val_loss, train_loss or a strategy's own metric."
+            )
 
     @property
     def metric(self) -> str:
@@ -156,7 +181,11 @@ class Objective:
                 run_name=f"trial {trial.number}",
                 parent_run_id=parent,
                 params={f"trial.{k}": v for k, v in trial.params.items()},
-                tags={"optuna.study": trial.study.study_name, "optuna.trial": trial.number},
+                tags={
+                    "optuna.study": trial.study.study_name,
+                    "optuna.trial": trial.number,
+                    **_retry_tags(trial),
+                },
             )
             callbacks.append(mlflow_cb)
         callbacks.append(_Reporter(trial, self.report, mlflow_cb, self.metric, self.maximize))
@@ -178,6 +207,7 @@ class Objective:
         return self._summarise(history)
 
     def _summarise(self, history: History) -> float:
+        _check_recorded(history, self.metric)
         values = [v for v in history.column(self.metric) if math.isfinite(v)]
         if not values:
             return math.nan
@@ -199,7 +229,7 @@ class Objective:
                 f"create it with direction={want!r}."
             )
 
-    def _shared_data(self) -> DataSplits:
+    def _shared_data(self) -> DataSplits | StreamingSplits:
         with self._lock:
             if self._data is None:
                 self._data = self.task.load_data()
@@ -218,8 +248,11 @@ class Objective:
         uri = resolve_tracking_uri(uri)
         client = mlflow_client(uri)  # before the lock: creating a client takes it too
         with self._lock, sqlite_init_lock(uri):
-            existing = study.user_attrs.get(PARENT_ATTR)
+            attrs = study.user_attrs
+            existing = attrs.get(PARENT_ATTR)
             if existing:
+                if study.study_name not in self._parents and TRACKING_URI_ATTR not in attrs:
+                    study.set_user_attr(TRACKING_URI_ATTR, _portable_uri(uri))  # older study
                 self._parents[study.study_name] = existing
                 return str(existing)
             run_id = start_run(
@@ -238,6 +271,7 @@ class Objective:
                 **self.task.to_params(),
             }
             log_params(client, run_id, params)
+            study.set_user_attr(TRACKING_URI_ATTR, _portable_uri(uri))
             study.set_user_attr(PARENT_ATTR, run_id)
             self._parents[study.study_name] = run_id
             return run_id
@@ -273,7 +307,7 @@ def objective(
     budget: Budget | None = None,
     tracking: bool | str = True,
     experiment: str = "hpo",
-    data: DataSplits | None = None,
+    data: DataSplits | StreamingSplits | None = None,
     report: str | None = None,
 ) -> Objective:
     """An Optuna objective: each trial runs the strategy ``strategy_factory(trial)`` builds.
@@ -288,7 +322,9 @@ def objective(
     run (name ``trial N``, the trial's params as ``trial.*``, per-epoch metrics) nested under the
     study's parent run (name = the study's name); the trial stores its run id in
     ``trial.user_attrs["mlflow_run_id"]``. Works with any storage, so several processes can
-    share one study.
+    share one study; on ``hpo.storage(url)`` a trial whose worker died is failed, retried and
+    its MLflow run closed as ``KILLED`` (the retry's run is tagged ``hpo.retry_of_trial`` and
+    ``hpo.retry_of_mlflow_run_id``).
 
     Args:
         task: The training problem (the same seed for every trial).
@@ -394,11 +430,62 @@ class _Reporter(Callback):
             raise optuna.TrialPruned(f"pruned at step {step} ({self.metric}={value:.4g})")
 
 
+def _retry_tags(trial: optuna.Trial) -> dict[str, str]:
+    """MLflow tags of a trial that retries one whose worker died (Optuna's system attrs
+    ``failed_trial`` / ``retry_history``, ``hpo.StaleTrialCallback``'s user attrs)."""
+    system_attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+    history = system_attrs.get("retry_history")
+    if not history:
+        return {}
+    tags = {
+        "hpo.retry_of_trial": str(history[-1]),
+        "hpo.retry_history": ",".join(str(n) for n in history),
+    }
+    run_id = trial.user_attrs.get(RETRY_OF_RUN_ATTR)
+    if run_id:
+        tags["hpo.retry_of_mlflow_run_id"] = str(run_id)
+    return tags
+
+
+def _portable_uri(uri: str) -> str:
+    """``uri`` with a relative ``sqlite:///`` path made absolute, so that a worker started
+    elsewhere reaches the same store."""
+    import os
+
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+    if path and path != ":memory:" and not os.path.isabs(path):
+        return f"sqlite:///{os.path.abspath(path)}"
+    return uri
+
+
 def _metric(history: History, record: EpochRecord, name: str) -> float:
+    """``name`` of ``record`` (a field, or a strategy's metric).
+
+    Raises:
+        ValueError: The run records no such metric.
+    """
     value = getattr(record, history._field(name), None)
     if value is None:
-        value = record.metrics.get(name, math.nan)
+        value = record.metrics.get(name, math.nan)  # a strategy may record it some epochs
     return float(value)
+
+
+def _check_recorded(history: History, name: str) -> None:
+    """Raise when no epoch of the run recorded ``name``.
+
+    Raises:
+        ValueError: The run records no such metric (the message lists those it records).
+    """
+    if not history.records or hasattr(history.records[0], history._field(name)):
+        return
+    if any(name in r.metrics for r in history.records):
+        return
+    recorded = sorted({k for r in history.records for k in r.metrics})
+    fields = [f"train_{history.metric}", f"val_{history.metric}", "train_loss", "val_loss"]
+    raise ValueError(
+        f"objective: `metric`={name!r} is not recorded by {history.strategy!r}: it records "
+        f"{', '.join([*fields, *recorded])}."
+    )
 
 
 @contextlib.contextmanager
@@ -416,30 +503,15 @@ def quiet_optuna() -> Iterator[None]:
 
 def make_storage(url: str | None) -> Any:
     """An Optuna storage from a URL: ``None`` (in memory), ``sqlite:///...``,
-    ``postgresql://...`` (RDBStorage), or ``journal:PATH`` (JournalStorage on a file).
+    ``postgresql://...`` (RDBStorage), or ``journal:PATH`` (JournalStorage on a file), without
+    a heartbeat (``hpo.storage`` is the same with crashed workers recovered).
 
     Raises:
         ValueError: The URL's scheme is none of these.
     """
-    import optuna
+    from hpo._recovery import storage
 
-    if url is None:
-        return None
-    if url.startswith("journal:"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        path = url[len("journal:") :].removeprefix("//")
-        return JournalStorage(JournalFileBackend(path))
-    if url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
-        # Several processes opening a new database at once race to create its tables: on one
-        # machine (SQLite) a lock file serialises that; elsewhere the losers retry.
-        with sqlite_init_lock(url):
-            return retry_on_db_race(lambda: optuna.storages.RDBStorage(url))
-    raise ValueError(
-        "`storage` must be 'sqlite:///PATH', 'postgresql://...', 'mysql://...' or "
-        f"'journal:PATH', but got storage={url!r}."
-    )
+    return storage(url, heartbeat_interval=None)
 
 
 def sampler_by_name(name: str, seed: int | None = None) -> optuna.samplers.BaseSampler:

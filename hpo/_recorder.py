@@ -6,19 +6,27 @@ checks the budget, detects divergence, keeps a copy of the best weights, tells t
 and on exit scores the final and the best weights on the test split. However the block is left
 (normally, on divergence, by an exception, by Optuna pruning) the history gets its status and
 every callback its ``on_run_end``.
+
+With an ``hpo.Checkpoint`` among the callbacks, the recorder also writes the run's state at the
+epoch boundaries the strategy marks with ``checkpoint(...)``, and a resumed run starts from it:
+the trainer, the History, the best weights, the callbacks' and the strategy's state
+(``resumed``) are put back before the strategy continues.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from hpo._checkpoint import Checkpoint
 from hpo._divergence import DivergenceMonitor, DivergenceRule
-from hpo._history import Decision, EpochRecord, History
+from hpo._history import Decision, EpochRecord, History, _json_default
 from hpo.exceptions import StopRun
 
 if TYPE_CHECKING:
@@ -45,6 +53,16 @@ class Recorder:
             score back at chance for 3 epochs after the run had learned). The initial
             weights are evaluated once when the block is entered, for the initial loss.
 
+    Checkpoints: with an ``hpo.Checkpoint`` among ``callbacks`` the strategy marks its epoch
+    boundaries with ``rec.checkpoint(state)``, ``state`` being everything of its own that the
+    next epochs depend on (tensors and plain Python values; a callable that returns them, so
+    nothing is built when no checkpoint is kept). When the run is resumed, ``rec.resumed`` is
+    that state (``None`` for a fresh run, or one killed before its first checkpoint); the
+    recorder has already put back its trainer (weights, optimizer state when the optimizer is
+    of the same class, random streams, counters), the History, the best weights, the
+    divergence monitor and the callbacks' state. Other trainers (a population, branches) are
+    the strategy's to save.
+
     Example:
         >>> import hpo
         >>> from strategies import Constant
@@ -52,6 +70,7 @@ class Recorder:
         >>> with hpo.Recorder(Constant(lr=0.05), trainer, hpo.Budget(epochs=2)) as rec:
         ...     while not rec.done:
         ...         _ = rec.end_epoch(trainer.train_epoch(0.05))
+        ...         rec.checkpoint()
         >>> rec.history.status, rec.history.epochs
         ('finished', 2)
     """
@@ -88,15 +107,27 @@ class Recorder:
         self._pending: list[Decision] = []
         self._start = time.perf_counter()
         self._started = False
+        self._root = trainer  # the trainer whose state the checkpoints hold
+        self._checkpoint = next((cb for cb in self.callbacks if isinstance(cb, Checkpoint)), None)
+        #: The strategy's state from the checkpoint a resumed run started from, else ``None``.
+        self.resumed: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------- context
 
     def __enter__(self) -> Recorder:
-        self._monitor = DivergenceMonitor(self.trainer, self._rule)
-        self._start = time.perf_counter()
+        saved = None
+        if self._checkpoint is not None and self._checkpoint.resume:
+            saved = self._checkpoint.load()
+        if saved is None:
+            self._monitor = DivergenceMonitor(self.trainer, self._rule)
+            self._start = time.perf_counter()
+        else:
+            self._load(saved)
         self._started = True
         for cb in self.callbacks:
             cb.on_run_start(self.history, self.trainer)
+        if saved is None:
+            self.checkpoint()  # before the first epoch: the callbacks' state (MLflow run id)
         return self
 
     def __exit__(
@@ -248,6 +279,78 @@ class Recorder:
             cb.on_epoch_end(h, record)
         return record
 
+    @property
+    def checkpointing(self) -> bool:
+        """Whether ``checkpoint`` writes anything (an ``hpo.Checkpoint`` is among the
+        callbacks)."""
+        return self._checkpoint is not None
+
+    def checkpoint(
+        self, state: Callable[[], dict[str, Any]] | dict[str, Any] | None = None
+    ) -> None:
+        """Mark an epoch boundary: with an ``hpo.Checkpoint`` among the callbacks, write the
+        run's state and the strategy's ``state`` (or what the callable returns); otherwise do
+        nothing (the callable is not called).
+
+        Call it when everything the next epoch depends on is settled: after ``end_epoch`` and
+        the strategy's own bookkeeping of that epoch (decisions for the next record included).
+        """
+        ck = self._checkpoint
+        if ck is None:
+            return
+        epoch = self.history.epochs
+        if epoch % ck.every and not self.done:
+            return
+        own = state() if callable(state) else state
+        counts: Counter[str] = Counter()
+        callbacks: dict[str, Any] = {}
+        for cb in self.callbacks:
+            key = _callback_key(cb, counts)
+            cb_state = cb.state_dict()
+            if cb_state is not None:
+                callbacks[key] = cb_state
+        best = self._best.state_dict() if self._best is not None else None
+        ck.save(
+            {
+                "trainer": self._root.state_dict(),
+                "history": self.history.to_json(),
+                "pending": json.dumps([asdict(d) for d in self._pending], default=_json_default),
+                "monitor": None if self._monitor is None else self._monitor.state_dict(),
+                "best": best,
+                "end_on_best": self._end_on_best,
+                "elapsed": self.elapsed,
+                "callbacks": callbacks,
+                "strategy": own,
+            },
+            epoch=epoch,
+        )
+
+    def _load(self, saved: dict[str, Any]) -> None:
+        """Put the run back as ``checkpoint`` saved it (``__enter__`` of a resumed run)."""
+        from trainers import Snapshot
+        from trainers._trainer import _class_name
+
+        trainer = self._root
+        same_optimizer = saved["trainer"].get("optimizer_class") == _class_name(trainer.optimizer)
+        trainer.load_state_dict(saved["trainer"], optimizer=same_optimizer)
+        self.history = History.from_json(saved["history"])
+        self._pending = [Decision(**d) for d in json.loads(saved["pending"])]
+        self._monitor = DivergenceMonitor(
+            trainer, self._rule, initial_loss=float(saved["monitor"]["initial_loss"])
+        )
+        self._monitor.load_state_dict(saved["monitor"])
+        if saved["best"] is not None:
+            self._best = Snapshot.from_state_dict(saved["best"], device=trainer.device)
+            self._best_owned = True
+        self._end_on_best = bool(saved["end_on_best"])
+        self._start = time.perf_counter() - float(saved["elapsed"])
+        counts: Counter[str] = Counter()
+        for cb in self.callbacks:
+            key = _callback_key(cb, counts)
+            if key in saved["callbacks"]:
+                cb.load_state_dict(saved["callbacks"][key])
+        self.resumed = saved["strategy"]
+
     def _check_divergence(self, record: EpochRecord) -> str | None:
         if self._monitor is None:  # used without ``with``: only non-finite losses count
             return "non-finite loss" if record.diverged else None
@@ -286,6 +389,13 @@ def add_figures(history: History, plots: Callable[[History], dict[str, Any]] | N
         history.figures.update(plots(history))
     except Exception as err:
         history.info["plot_error"] = f"{type(err).__name__}: {err}"
+
+
+def _callback_key(cb: Callback, counts: Counter[str]) -> str:
+    """``<class name>#<n>``: the n-th callback of its class (stable across a resume)."""
+    name = type(cb).__qualname__
+    counts[name] += 1
+    return f"{name}#{counts[name]}"
 
 
 def nan_eval() -> EvalResult:

@@ -21,6 +21,12 @@ class Strategy(Protocol):
     trainer only through the trainer's primitives, and records what it does through an
     ``hpo.Recorder``, which checks the budget, detects divergence and notifies the callbacks.
 
+    Optional members the framework uses when present: ``suggest(trial)`` (a classmethod: the
+    strategy's Optuna search space, for ``hpo study``), ``plots(history)`` (figures of the run,
+    logged to MLflow) and ``checkpointing = True`` (the strategy calls ``rec.checkpoint(...)``
+    at its epoch boundaries and continues from ``rec.resumed``, so ``hpo.run(...,
+    checkpoint_dir=..., resume=True)`` can resume it).
+
     Example:
         >>> import hpo
         >>> from strategies import Constant

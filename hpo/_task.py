@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hpo._budget import Budget
+from hpo._budget import MAX_EPOCHS, Budget
 from hpo._validation import check_choice, check_range, check_type
 
 if TYPE_CHECKING:
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from trainers import DataSplits, Loss, Metric, StreamingSplits, Trainer
 
 Splits = Any  # DataSplits | StreamingSplits (kept loose: torch loads lazily)
+
+#: The largest seed (NumPy's and Optuna's seeds are 32-bit).
+MAX_SEED = 2**32 - 1
+#: The largest share of the data held out for validation: a run needs data to train on.
+MAX_VAL_FRACTION = 0.9
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,13 +66,13 @@ class Task:
             ``nos:addsign``), or ``nos:genome:<JSON>`` for any searched genome; NOS optimizers are
             built for the run's ``epochs`` x steps.
         batch_size: Minibatch size, >= 1.
-        epochs: Epochs of a run (the default budget), >= 1.
-        seed: Seeds model initialisation and data order, >= 0.
+        epochs: Epochs of a run (the default budget), in [1, 1e6].
+        seed: Seeds model initialisation and data order, in [0, 2**32 - 1].
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         precision: ``"fp32"`` or ``"bf16"`` (autocast on CUDA).
         weight_decay: The optimizer's weight decay; ``None`` for its default.
         momentum: Momentum for momentum/nesterov/rmsprop; ``None`` for the default.
-        val_fraction: Share of the training data held out for validation, in (0, 1).
+        val_fraction: Share of the training data held out for validation, in (0, 0.9].
         train_size: Use only this many training examples of a built-in dataset; ``None``: all.
         data_dir: Where torchvision datasets are (or are downloaded to).
         download: Allow torchvision to download a missing dataset.
@@ -146,9 +152,10 @@ class Task:
         check_type(owner, "optimizer", self.optimizer, str)
         check_optimizer(self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay)
         check_range(owner, "batch_size", self.batch_size, 1, integer=True)
-        check_range(owner, "epochs", self.epochs, 1, integer=True)
-        check_range(owner, "seed", self.seed, 0, integer=True)
+        check_range(owner, "epochs", self.epochs, 1, MAX_EPOCHS, integer=True)
+        check_range(owner, "seed", self.seed, 0, MAX_SEED, integer=True)
         check_type(owner, "device", self.device, str)
+        _check_device(self.device)
         check_choice(owner, "precision", self.precision, ("fp32", "bf16"))
         if self.weight_decay is not None:
             check_range(owner, "weight_decay", self.weight_decay, 0.0)
@@ -160,12 +167,13 @@ class Task:
                     f"'rmsprop', but got optimizer={self.optimizer!r}."
                 )
         check_range(
-            owner, "val_fraction", self.val_fraction, 0.0, 1.0, low_closed=False, high_closed=False
+            owner, "val_fraction", self.val_fraction, 0.0, MAX_VAL_FRACTION, low_closed=False
         )
         if self.train_size is not None:
             check_range(owner, "train_size", self.train_size, 1, integer=True)
         check_type(owner, "download", self.download, bool)
         check_type(owner, "model_options", self.model_options, Mapping)
+        _check_model_options(self.model, self.model_options)
         if self.augment is not None:
             check_choice(owner, "augment", self.augment, AUGMENTATIONS)
         if self.augment_padding is not None:
@@ -173,10 +181,33 @@ class Task:
         if self.streaming is not None:
             check_type(owner, "streaming", self.streaming, bool)
         check_range(owner, "num_workers", self.num_workers, 0, integer=True)
-        if not (self.device == "auto" or self.device.startswith(("cpu", "cuda", "mps"))):
-            raise ValueError(
-                f"Task.`device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', "
-                f"but got device={self.device!r}."
+        self._warn_ignored()
+
+    def _warn_ignored(self) -> None:
+        """Say so when an option given has no effect for this task."""
+        from trainers import LOCAL_DATASETS
+
+        def given(*names: str) -> list[str]:
+            return [f"{n}={getattr(self, n)!r}" for n in names if getattr(self, n) != _DEFAULTS[n]]
+
+        reasons = []
+        if self.data is not None:
+            if names := given("dataset", "train_size", "data_dir", "download"):
+                reasons.append((names, "the task trains on its own `data`"))
+        else:
+            if self.dataset in LOCAL_DATASETS and (names := given("data_dir", "download")):
+                reasons.append(
+                    (names, f"the dataset {self.dataset!r} is made here, nothing is downloaded")
+                )
+            if names := given("streaming", "num_workers"):
+                reasons.append(
+                    (names, "a built-in dataset is held in memory (streaming is for `data`)")
+                )
+        for names, why in reasons:
+            warnings.warn(
+                f"Task: {', '.join(names)} {'is' if len(names) == 1 else 'are'} ignored: {why}.",
+                UserWarning,
+                stacklevel=4,
             )
 
     # ---------------------------------------------------------------- building
@@ -429,6 +460,56 @@ def _resolve(path: str, what: str) -> Any:
     return obj
 
 
+def _check_device(device: str) -> None:
+    """``auto`` or a device string torch parses as CPU, CUDA or MPS (whether CUDA is there is
+    checked when the trainer is built)."""
+    import torch
+
+    try:
+        kind = "auto" if device == "auto" else torch.device(device).type
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind not in ("auto", "cpu", "cuda", "mps"):
+        raise ValueError(
+            f"Task.`device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', "
+            f"but got device={device!r}."
+        )
+
+
+def _check_model_options(model: Any, options: Mapping[str, Any]) -> None:
+    """The options must be ones the model takes: a named model's own, or the keyword
+    arguments of a factory (anything, when it takes ``**kwargs``)."""
+    import inspect
+
+    if not options:
+        return
+    if isinstance(model, str) and ":" not in model:
+        from trainers import model_options
+
+        allowed: tuple[str, ...] | None = model_options(model)
+    else:
+        factory = _resolve(model, "model") if isinstance(model, str) else model
+        try:
+            params = inspect.signature(factory).parameters.values()
+        except (TypeError, ValueError):  # a builtin or C callable: nothing to read
+            return
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return
+        allowed = tuple(
+            p.name
+            for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        )
+    unknown = sorted(set(options) - set(allowed or ()))
+    if unknown:
+        raise ValueError(
+            f"Task.`model_options` has {', '.join(map(repr, unknown))}, which the model "
+            f"{model if isinstance(model, str) else getattr(model, '__name__', model)!r} does "
+            f"not take; it takes {list(allowed or ()) or 'no options'}, but got "
+            f"model_options={dict(options)!r}."
+        )
+
+
 def _check_part(what: str, value: Any, names: tuple[str, ...], *, factory: bool = False) -> None:
     """A model or loss: a known name, an import path that resolves, or a callable."""
     if isinstance(value, str):
@@ -484,3 +565,10 @@ def _describe(value: Any) -> str:
     if callable(value) and hasattr(value, "__qualname__"):
         return f"<{getattr(value, '__module__', '?')}.{value.__qualname__}>"
     return f"<{type(value).__name__}>"
+
+
+#: Each field's default (to tell what a user gave).
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default if f.default is not dataclasses.MISSING else None
+    for f in dataclasses.fields(Task)
+}

@@ -58,6 +58,10 @@ class MLflowCallback(Callback):
         log_artifacts: Log the History JSON and the plots at the end.
         log_plots: With ``log_artifacts``, also the plots (the JSON alone is much cheaper).
 
+    A run resumed from an ``hpo.Checkpoint`` goes on in the same MLflow run (status back to
+    ``RUNNING``, tag ``hpo.resumed`` counting the resumptions); epochs it had logged after its
+    last checkpoint are not logged twice.
+
     Attributes:
         run_id: The MLflow run's id, once the run has started.
     """
@@ -84,6 +88,8 @@ class MLflowCallback(Callback):
         self.log_plots = log_plots
         self.run_id: str | None = None
         self._client: MlflowClient | None = None
+        self._resumed = False
+        self._logged_through = 0  # epochs already in the MLflow run (a resumed run)
 
     @property
     def client(self) -> MlflowClient:
@@ -93,7 +99,27 @@ class MLflowCallback(Callback):
 
     # ---------------------------------------------------------------- hooks
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """The MLflow run's id: a resumed run logs into the same run."""
+        return None if self.run_id is None else {"run_id": self.run_id}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.run_id = str(state["run_id"])
+        self._resumed = True
+
     def on_run_start(self, history: History, trainer: Trainer) -> None:
+        if self.run_id is not None and self._resumed:
+            # a resumed run: the same MLflow run goes on (params were logged the first time)
+            self.client.update_run(self.run_id, status="RUNNING")
+            tags = self.client.get_run(self.run_id).data.tags
+            resumes = int(tags.get("hpo.resumed", "0")) + 1
+            self.client.set_tag(self.run_id, "hpo.resumed", str(resumes))
+            self.client.set_tag(self.run_id, "hpo.resumed_at_epoch", str(history.epochs))
+            # epochs logged after the checkpoint, before the crash, are trained again with
+            # the same numbers: they are not logged twice
+            logged = self.client.get_metric_history(self.run_id, "train_loss")
+            self._logged_through = max((m.step for m in logged), default=0)
+            return
         parent = self.parent_run_id or _active_fluent_run_id()
         tags = {"hpo.strategy": history.strategy, **self.tags}
         if parent:
@@ -112,7 +138,7 @@ class MLflowCallback(Callback):
         log_params(self.client, self.run_id, params)
 
     def on_epoch_end(self, history: History, record: EpochRecord) -> None:
-        if self.run_id is not None:
+        if self.run_id is not None and record.epoch > self._logged_through:
             log_metrics(
                 self.client, self.run_id, epoch_metrics(record, history.metric), step=record.epoch
             )
@@ -207,10 +233,19 @@ def mlflow_client(uri: str | None) -> MlflowClient:
     Creating a client on a new SQLite store creates its tables; two processes doing that at
     once corrupt the migration (``duplicate column name``). For ``sqlite:`` URIs the creation
     is serialised across processes with a lock file beside the database.
+
+    Raises:
+        hpo._resources.ResourceError: A ``sqlite:`` URI in a folder that does not exist, or a
+            file that is not an MLflow database.
     """
     from mlflow import MlflowClient
 
     uri = resolve_tracking_uri(uri)
+    if uri.startswith("sqlite:") and not _sqlite_file_exists(uri):
+        # a new database: its folder must exist (an error, not a silent mkdir)
+        from hpo._resources import check_tracking_uri
+
+        check_tracking_uri(uri, flag="`tracking`")
     with sqlite_init_lock(uri):
         return MlflowClient(uri)
 
@@ -322,14 +357,17 @@ def sqlite_init_lock(uri: str) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     with open(os.path.abspath(path) + ".lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sqlite_file_exists(uri: str) -> bool:
+    path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
+    return bool(path) and os.path.isfile(path)
 
 
 def retry_on_db_race(fn: Callable[[], Any], attempts: int = 6) -> Any:

@@ -48,6 +48,7 @@ class Constant(BaseStrategy):
     name: ClassVar[str] = "constant"
     config_class: ClassVar[type] = ConstantConfig
     config: ConstantConfig
+    checkpointing: ClassVar[bool] = True
 
     @classmethod
     def suggest(cls, trial: optuna.Trial) -> Constant:
@@ -61,4 +62,5 @@ class Constant(BaseStrategy):
         with Recorder(self, trainer, budget, callbacks) as rec:
             while not rec.done:
                 rec.end_epoch(trainer.train_epoch(lr))
+                rec.checkpoint()
         return rec.history

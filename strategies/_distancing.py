@@ -114,6 +114,19 @@ class DistancePenalty:
     def count(self) -> int:
         return int(self.checkpoints.shape[0])
 
+    def state_dict(self) -> dict[str, Tensor | None]:
+        """The stored checkpoints (and their per-layer weights)."""
+        return {"checkpoints": self.checkpoints, "weights": self._weights}
+
+    def load_state_dict(self, state: dict[str, Tensor | None]) -> None:
+        """Continue from a ``state_dict()``."""
+        device = self._flat.device
+        checkpoints = state["checkpoints"]
+        assert checkpoints is not None
+        self.checkpoints = checkpoints.to(device)
+        weights = state["weights"]
+        self._weights = None if weights is None else weights.to(device)
+
     def checkpoint_params(self, index: int) -> list[Tensor]:
         """Checkpoint ``index``'s parameters, shaped like ``params`` (views of its row)."""
         return self._views(self.checkpoints[index])
@@ -269,6 +282,12 @@ class Distancing(BaseStrategy):
     config_class: ClassVar[type] = DistancingConfig
     config: DistancingConfig
 
+    @property
+    def checkpointing(self) -> bool:  # type: ignore[override]
+        """Whether runs can be resumed: the inner strategy's say (the penalty's checkpoints
+        are saved by the callback that keeps them)."""
+        return bool(getattr(self.inner, "checkpointing", False))
+
     def __init__(
         self, inner: Any = None, config: DistancingConfig | None = None, **kwargs: Any
     ) -> None:
@@ -401,6 +420,20 @@ class _Watcher(Callback):
             "inner": getattr(self.strategy.inner, "name", type(self.strategy.inner).__name__),
             **({f"inner.{k}": v for k, v in asdict(inner).items()} if inner is not None else {}),
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The penalty's checkpoints, when they were taken and the ensemble members' buffers."""
+        return {
+            "penalty": self.penalty.state_dict(),
+            "taken": list(self.taken),
+            "member_buffers": [list(b) for b in self.member_buffers],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device = self.trainer.device
+        self.penalty.load_state_dict(state["penalty"])
+        self.taken = [int(e) for e in state["taken"]]
+        self.member_buffers = [[b.to(device) for b in bs] for bs in state["member_buffers"]]
 
     def on_epoch_end(self, history: History, record: EpochRecord) -> None:
         due = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -99,6 +99,16 @@ class MetropolisSampler(Generic[Move]):
     def cool(self) -> None:
         """Lower the temperature: :math:`T \\leftarrow \\alpha T`."""
         self.temperature *= self.cooling
+
+    def state_dict(self) -> dict[str, Any]:
+        """The temperature and the random stream's state (the counts are per ``reset_stats``
+        period and not kept)."""
+        return {"temperature": self.temperature, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a ``state_dict()``."""
+        self.temperature = float(state["temperature"])
+        self.rng.bit_generator.state = state["rng"]
 
     def reset_stats(self) -> None:
         """Start counting afresh (e.g. at each epoch)."""

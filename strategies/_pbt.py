@@ -139,6 +139,7 @@ class PBT(BaseStrategy):
     name: ClassVar[str] = "pbt"
     config_class: ClassVar[type] = PBTConfig
     config: PBTConfig
+    checkpointing: ClassVar[bool] = True
 
     @classmethod
     def suggest(cls, trial: optuna.Trial) -> PBT:
@@ -246,6 +247,23 @@ class PBT(BaseStrategy):
         metric = trainer.metric
         with Recorder(self, trainer, budget, callbacks, spent=spent) as rec:
             epoch = 0
+            if rec.resumed is not None:  # the recorder put back trainers[0]; the rest is ours
+                saved = rec.resumed
+                rng.bit_generator.state = saved["rng"]
+                for t, state in zip(trainers[1:], saved["members"]):
+                    t.load_state_dict(state)
+                epoch, lineage = saved["epoch"], list(saved["lineage"])
+                rec.trainer = trainers[saved["lead"]]
+
+            def state() -> dict[str, Any]:
+                return {
+                    "rng": rng.bit_generator.state,
+                    "members": [t.state_dict() for t in trainers[1:]],
+                    "epoch": epoch,
+                    "lineage": lineage,
+                    "lead": trainers.index(rec.trainer),
+                }
+
             while not rec.done:
                 epoch += 1
                 results: list[EpochResult] = [t.train_epoch() for t in trainers]
@@ -272,6 +290,7 @@ class PBT(BaseStrategy):
                 rec.trainer = trainers[lead]  # the kept trajectory is the leading member's
                 rec.end_epoch(results[lead], val=vals[lead], metrics=metrics)
                 if epoch % cfg.interval or rec.done:
+                    rec.checkpoint(state)
                     continue
                 events = self.exploit_and_explore(members, ranks, rng, space, epoch=epoch)
                 for ev in events:
@@ -289,6 +308,7 @@ class PBT(BaseStrategy):
                         member=ev.member,
                         source=ev.source,
                     )
+                rec.checkpoint(state)
             rec.history.info["lineage"] = lineage
             rec.history.info["members"] = [m.hyperparameters() for m in members]
             rec.history.info["best_member"] = trainers.index(rec.trainer)

@@ -62,6 +62,7 @@ class RandomSearch(BaseStrategy):
 
     name: ClassVar[str] = "random-search"
     config_class: ClassVar[type] = RandomSearchConfig
+    checkpointing: ClassVar[bool] = True
     config: RandomSearchConfig
 
     @classmethod
@@ -83,6 +84,8 @@ class RandomSearch(BaseStrategy):
         best: Snapshot | None = None
         metric = trainer.metric
         with Recorder(self, trainer, budget, callbacks) as rec:
+            if rec.resumed is not None:
+                rng.bit_generator.state = rec.resumed["rng"]
             while not rec.done:
                 start = trainer.snapshot(out=start)
                 lrs = np.exp(rng.uniform(lo, hi, size=cfg.n_candidates)).tolist()
@@ -102,6 +105,7 @@ class RandomSearch(BaseStrategy):
                         best = trainer.snapshot(out=best)
                 if best_i < 0:  # every branch diverged: keep the last one, recorded as diverged
                     rec.end_epoch(results[-1][1])
+                    rec.checkpoint(lambda: {"rng": rng.bit_generator.state})
                     continue
                 lr, result, val = results[best_i]
                 trainer.restore(best)  # type: ignore[arg-type]
@@ -122,4 +126,5 @@ class RandomSearch(BaseStrategy):
                         "candidates_diverged": float(len(lrs) - len(scores)),
                     },
                 )
+                rec.checkpoint(lambda: {"rng": rng.bit_generator.state})
         return rec.history

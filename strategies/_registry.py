@@ -6,6 +6,7 @@ Hyperdyn) is imported the first time the strategy is looked up.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -57,4 +58,19 @@ def make_strategy(name: str, **options: Any) -> Any:
         raise ValueError(
             f"Unknown strategy {name!r}; known strategies: {', '.join(sorted(_ENTRIES))}."
         )
-    return STRATEGIES[name](**options)
+    cls = STRATEGIES[name]
+    required = [
+        f.name
+        for f in dataclasses.fields(cls.config_class)
+        if f.init
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in options
+    ]
+    if required:
+        raise ValueError(
+            f"The strategy {name!r} needs the option(s) {', '.join(required)} "
+            f"(on the command line: --{name}.{required[0].replace('_', '-')} VALUE), "
+            "but got none."
+        )
+    return cls(**options)

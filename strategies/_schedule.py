@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, ClassVar
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
@@ -52,6 +53,32 @@ class ScheduleConfig:
             check_range("ScheduleConfig", "lr", self.lr, 0.0, low_closed=False)
         object.__setattr__(self, "milestones", tuple(self.milestones))
         self.build(1.0 if self.lr is None else self.lr)  # validates the kind's own fields
+        unused = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("kind", "lr")
+            and f.name not in self.uses()
+            and getattr(self, f.name) != f.default
+        ]
+        if unused:
+            warnings.warn(
+                f"ScheduleConfig: {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} "
+                f"ignored: kind={self.kind!r} uses {', '.join(self.uses()) or 'only the lr'}.",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def uses(self) -> tuple[str, ...]:
+        """The fields the schedule of ``kind`` reads besides the lr."""
+        if self.kind.startswith("nos-lr"):
+            return ("warmup", "hold")
+        return {
+            "constant": (),
+            "step": ("milestones", "gamma"),
+            "cosine": ("final_lr",),
+            "one-cycle": ("warmup", "hold", "final_lr"),
+            "restarts": ("period", "mult", "final_lr"),
+        }[self.kind]
 
     def build(self, lr: float) -> LRSchedule:
         """The ``trainers`` schedule object with base lr ``lr``."""
@@ -61,15 +88,9 @@ class ScheduleConfig:
             return NOSLRSchedule(
                 lr=lr, k=int(self.kind[len("nos-lr") :]), warmup=self.warmup, hold=self.hold
             )
-        options: dict[str, object] = {
-            "constant": {},
-            "step": {"milestones": self.milestones, "gamma": self.gamma},
-            "cosine": {"final_lr": self.final_lr},
-            "one-cycle": {"warmup": self.warmup, "hold": self.hold, "final_lr": self.final_lr},
-            "restarts": {"period": self.period, "mult": self.mult, "final_lr": self.final_lr},
-        }[self.kind]
+        options = {name: getattr(self, name) for name in self.uses()}
         try:
-            return make_schedule(self.kind, lr, **options)  # type: ignore[arg-type]
+            return make_schedule(self.kind, lr, **options)
         except ValueError as err:
             raise ValueError(str(err).replace(_owner(self.kind), "ScheduleConfig")) from err
 
@@ -92,6 +113,7 @@ class Schedule(BaseStrategy):
     name: ClassVar[str] = "schedule"
     config_class: ClassVar[type] = ScheduleConfig
     config: ScheduleConfig
+    checkpointing: ClassVar[bool] = True
 
     @classmethod
     def suggest(cls, trial: optuna.Trial) -> Schedule:
@@ -123,6 +145,7 @@ class Schedule(BaseStrategy):
         with Recorder(self, trainer, budget, callbacks) as rec:
             while not rec.done:
                 rec.end_epoch(trainer.train_epoch(lr_at))
+                rec.checkpoint()
         return rec.history
 
 

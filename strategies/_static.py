@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hpo import BaseStrategy, Budget, Callback, DivergenceMonitor, History, Recorder
 from hpo._validation import check_choice, check_lr_bounds, check_range
+from trainers import Counters, EpochResult, EvalResult
 
 if TYPE_CHECKING:
     import optuna
 
-    from trainers import Counters, EpochResult, EvalResult, Snapshot, Trainer
+    from trainers import Snapshot, Trainer
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "grid")
 SCHEDULES = ("constant", "step", "cosine", "one-cycle", "restarts")
@@ -96,6 +97,7 @@ class Static(BaseStrategy):
 
     name: ClassVar[str] = "static"
     config_class: ClassVar[type] = StaticConfig
+    checkpointing: ClassVar[bool] = True
     config: StaticConfig
 
     @classmethod
@@ -142,19 +144,38 @@ class Static(BaseStrategy):
         best_weights: Snapshot | None = None  # the best trial's best-epoch weights
         best_final: Snapshot | None = None  # the best trial's final weights
 
+        reports: list[list[float]] = []  # each trial's reported values, to replay the study
+
+        def saved_state() -> dict[str, Any]:
+            return {
+                "trials": trials,
+                "reports": reports,
+                "best": best,
+                "replay": [[asdict(r), asdict(v), asdict(c)] for r, v, c in replay],
+                "best_weights": None if best_weights is None else best_weights.state_dict(),
+                "best_final": None if best_final is None else best_final.state_dict(),
+            }
+
         with Recorder(self, trainer, budget, callbacks) as rec:
-            for number in range(cfg.n_trials):
+            if rec.resumed is not None:  # trials are resumed whole: the study is replayed
+                saved = rec.resumed
+                trials, reports, best = saved["trials"], saved["reports"], saved["best"]
+                replay = [
+                    (EpochResult(**r), EvalResult(**v), Counters(**c))
+                    for r, v, c in saved["replay"]
+                ]
+                best_weights = _snapshot(saved["best_weights"], trainer)
+                best_final = _snapshot(saved["best_final"], trainer)
+                for info, reported in zip(trials, reports):
+                    self._replay(study, info, reported)
+            for number in range(len(trials), cfg.n_trials):
                 # no record is written before the search ends, so only the budget's steps,
                 # examples and seconds can be reached here
                 if number and rec.done:
                     break
                 trial = study.ask()
-                lr = trial.suggest_float("lr", cfg.lr_min, cfg.lr_max, log=True)
-                opt_name = (
-                    trial.suggest_categorical("optimizer", list(cfg.optimizers))
-                    if cfg.optimizers
-                    else None
-                )
+                lr, opt_name = self._ask(trial)
+                values: list[float] = []
                 trainer.set_optimizer(base_optimizer)
                 trainer.restore(initial)
                 if opt_name is not None:
@@ -185,6 +206,7 @@ class Static(BaseStrategy):
                         snap = trial_best[2] if trial_best else None
                         trial_best = (val.score, epoch, trainer.snapshot(out=snap))
                     trial.report(val.score, epoch)
+                    values.append(val.score)
                     if trial.should_prune():
                         state = optuna.trial.TrialState.PRUNED
                         break
@@ -223,6 +245,11 @@ class Static(BaseStrategy):
                     best = info
                     replay, best_weights = epochs_run, trial_best[2]
                     best_final = trainer.snapshot(out=best_final)
+                reports.append(values)
+                if rec.checkpointing:  # a trial boundary: back to the start, then save
+                    trainer.set_optimizer(base_optimizer)
+                    trainer.restore(initial)
+                    rec.checkpoint(saved_state)
 
             rec.history.info["trials"] = trials
             if best is None:  # every trial diverged or was pruned: record the last attempt
@@ -253,6 +280,42 @@ class Static(BaseStrategy):
         return rec.history
 
     # ---------------------------------------------------------------- helpers
+
+    def _ask(self, trial: optuna.Trial) -> tuple[float, str | None]:
+        """A trial's lr (and optimizer, when the search has several)."""
+        cfg = self.config
+        lr = trial.suggest_float("lr", cfg.lr_min, cfg.lr_max, log=True)
+        opt_name = (
+            trial.suggest_categorical("optimizer", list(cfg.optimizers))
+            if cfg.optimizers
+            else None
+        )
+        return lr, opt_name
+
+    def _replay(self, study: optuna.Study, info: dict[str, Any], values: list[float]) -> None:
+        """Ask, report and tell one trial of a resumed search as it went the first time: the
+        sampler (seeded) proposes what it did then, and ends in the same state.
+
+        Raises:
+            ValueError: The sampler proposes another lr (the checkpoint is of another search).
+        """
+        import optuna
+
+        trial = study.ask()
+        lr, opt_name = self._ask(trial)
+        if lr != info["lr"] or opt_name != info["optimizer"]:
+            raise ValueError(
+                f"Static: replaying trial {info['number']} of the checkpoint proposed lr={lr!r} "
+                f"({opt_name}), but the checkpoint has lr={info['lr']!r} ({info['optimizer']}): "
+                "it is of another search."
+            )
+        for epoch, value in enumerate(values, start=1):
+            trial.report(value, epoch)
+        state = optuna.trial.TrialState[info["state"]]
+        if state == optuna.trial.TrialState.COMPLETE:
+            study.tell(trial, info["best_val_score"])
+        else:
+            study.tell(trial, state=state)
 
     def _policy(
         self, lr: float, first: int, per_epoch: int, epochs: int
@@ -296,3 +359,9 @@ class Static(BaseStrategy):
         if self.config.pruner == "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
         return optuna.pruners.NopPruner()
+
+
+def _snapshot(state: dict[str, Any] | None, trainer: Trainer) -> Snapshot | None:
+    from trainers import Snapshot
+
+    return None if state is None else Snapshot.from_state_dict(state, device=trainer.device)

@@ -42,6 +42,17 @@ class StepUndo:
         self._laid_out_of: object = None
         self._laid_out_count = 0
 
+    def state_dict(self) -> dict[str, list[Tensor]]:
+        """SGD-SA's own momentum buffer (``own_momentum``), the only state that outlives a
+        step; empty otherwise."""
+        return {"velocity": list(self.velocity)} if self.own_momentum else {}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, list[Tensor]]) -> None:
+        """Continue from a ``state_dict()``."""
+        if self.own_momentum:
+            torch._foreach_copy_(self.velocity, state["velocity"])
+
     @torch.no_grad()
     def save_buffers(self) -> None:
         if self.buffers:

@@ -7,7 +7,7 @@ nothing of strategies, Optuna or MLflow.
 from __future__ import annotations
 
 from trainers._augment import AUGMENTATIONS, Augment
-from trainers._data import DATASETS, DataSplits, load_dataset, make_splits
+from trainers._data import DATASETS, LOCAL_DATASETS, DataSplits, load_dataset, make_splits
 from trainers._metrics import (
     LOSSES,
     METRICS,
@@ -17,7 +17,7 @@ from trainers._metrics import (
     get_loss,
     get_metric,
 )
-from trainers._models import MODELS, build_model
+from trainers._models import MODELS, build_model, model_options
 from trainers._optimizers import (
     DEFAULT_LRS,
     OPTIMIZERS,
@@ -45,6 +45,7 @@ from trainers._trainer import (
     Snapshot,
     StepStats,
     Trainer,
+    atomic_save,
     resolve_device,
 )
 
@@ -58,18 +59,21 @@ __all__ = [
     "OptimizerFamily",
     "StreamingSplits",
     "as_splits",
+    "atomic_save",
     "check_optimizer",
     "format_score",
     "get_loss",
     "get_metric",
     "make_optimizer",
     "make_splits",
+    "model_options",
     "register_optimizer_family",
     "Constant",
     "Cosine",
     "CosineRestarts",
     "Counters",
     "DATASETS",
+    "LOCAL_DATASETS",
     "DEFAULT_LRS",
     "DataSplits",
     "EpochResult",

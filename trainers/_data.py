@@ -29,6 +29,9 @@ from torch import Tensor
 from trainers._validation import check_range
 
 DATASETS: tuple[str, ...] = ("mnist1d", "digits", "fashion_mnist", "cifar10", "cifar100")
+#: The datasets made on the machine (generated, or shipped inside a package): nothing to
+#: download and no ``data_dir``.
+LOCAL_DATASETS: tuple[str, ...] = ("mnist1d", "digits")
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,18 @@ _BUILDERS: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     "vgg16": (VGG, ()),
     "resnet34": (_resnet34, ()),
 }
+
+
+def model_options(name: str) -> tuple[str, ...]:
+    """The options a named model takes (``build_model``'s keyword arguments).
+
+    Raises:
+        ValueError: Unknown ``name``.
+
+    Example:
+        >>> model_options("mlp")
+        ('hidden', 'depth')
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown model {name!r}; known models: {', '.join(MODELS)}.")
+    return _BUILDERS[name][1]

@@ -169,6 +169,52 @@ class Snapshot:
         tensors = [*self.params, *self.buffers, *self.opt_tensors]
         return sum(t.numel() * t.element_size() for t in tensors)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The snapshot as tensors and plain Python values (``torch.save`` writes it and
+        ``torch.load(weights_only=True)`` reads it back); ``Snapshot.from_state_dict`` inverts
+        it."""
+        return {
+            "params": list(self.params),
+            "buffers": list(self.buffers),
+            "opt_keys": [list(k) for k in self.opt_keys],
+            "opt_tensors": list(self.opt_tensors),
+            "opt_on_cpu": [t.device.type == "cpu" for t in self.opt_tensors],
+            "opt_values": [[i, key, value] for (i, key), value in self.opt_values.items()],
+            "opt_empty": list(self.opt_empty),
+            "groups": [dict(g) for g in self.groups],
+            "data_rng": self.data_rng,
+            "torch_rng": self.torch_rng,
+            "cuda_rng": self.cuda_rng,
+            "counters": dataclasses.asdict(self.counters),
+        }
+
+    @classmethod
+    def from_state_dict(
+        cls, state: dict[str, Any], *, device: torch.device | str | None = None
+    ) -> Snapshot:
+        """The snapshot ``state_dict`` described, its tensors moved to ``device`` (the random
+        streams' states stay on the CPU, where torch keeps them)."""
+
+        def moved(tensors: list[Tensor]) -> list[Tensor]:
+            return [t if device is None else t.to(device) for t in tensors]
+
+        return cls(
+            params=moved(state["params"]),
+            buffers=moved(state["buffers"]),
+            opt_keys=[(int(i), str(k)) for i, k in state["opt_keys"]],
+            opt_tensors=[  # a state tensor torch keeps on the CPU (Adam's step) stays there
+                t if on_cpu or device is None else t.to(device)
+                for t, on_cpu in zip(state["opt_tensors"], state["opt_on_cpu"])
+            ],
+            opt_values={(int(i), str(k)): v for i, k, v in state["opt_values"]},
+            opt_empty=[bool(e) for e in state["opt_empty"]],
+            groups=[dict(g) for g in state["groups"]],
+            data_rng=state["data_rng"],
+            torch_rng=state["torch_rng"],
+            cuda_rng=state["cuda_rng"],
+            counters=Counters(**state["counters"]),
+        )
+
 
 # =============================================================================================
 # 2. The trainer
@@ -732,10 +778,12 @@ class Trainer:
     # =========================================================================================
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything ``load_state_dict`` needs to continue training bit-identically."""
+        """Everything ``load_state_dict`` needs to continue training bit-identically: tensors
+        and plain Python values only, so ``torch.load(weights_only=True)`` reads it."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_class": _class_name(self.optimizer),
             "data_rng": self._data_rng.get_state(),
             "torch_rng": self._torch_rng.clone(),
             "cuda_rng": None if self._cuda_rng is None else self._cuda_rng.clone(),
@@ -743,33 +791,71 @@ class Trainer:
             "spent": dataclasses.asdict(self.spent),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load what ``state_dict`` returned (tensors are moved to this trainer's device)."""
+    def load_state_dict(self, state: dict[str, Any], *, optimizer: bool = True) -> None:
+        """Load what ``state_dict`` returned (tensors are moved to this trainer's device).
+
+        Args:
+            state: A ``state_dict()``.
+            optimizer: Also load the optimizer's state. A strategy that replaced the optimizer
+                (``set_optimizer``) loads the weights with ``optimizer=False`` and the state
+                into its own optimizer.
+
+        Raises:
+            ValueError: The state holds another optimizer class's state.
+        """
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if optimizer:
+            saved = state.get("optimizer_class")
+            if saved is not None and saved != _class_name(self.optimizer):
+                raise ValueError(
+                    f"Trainer.load_state_dict: the state is of a {saved} optimizer, but this "
+                    f"trainer's optimizer is a {_class_name(self.optimizer)}."
+                )
+            self.optimizer.load_state_dict(state["optimizer"])
         self._data_rng.set_state(state["data_rng"].cpu())
-        self._torch_rng = state["torch_rng"].clone()
+        self._torch_rng = state["torch_rng"].cpu().clone()
         if state.get("cuda_rng") is not None and self._cuda_rng is not None:
-            self._cuda_rng = state["cuda_rng"].clone()
+            self._cuda_rng = state["cuda_rng"].cpu().clone()
         self.counters = Counters(**state["counters"])
         self.spent = Counters(**state["spent"])
 
     def save_checkpoint(self, path: str | os.PathLike[str], **extra: Any) -> None:
-        """Write the trainer's state (and any picklable ``extra``) to ``path`` atomically.
+        """Write the trainer's state (and any ``extra`` values: tensors and plain Python
+        containers, numbers and strings) to ``path`` atomically: into a temporary file beside
+        it, flushed to disk, then renamed over ``path``, so a crash never leaves a half-written
+        checkpoint.
 
         A run resumed with ``load_checkpoint`` continues exactly as if it had not stopped.
         """
         state = self.state_dict()
         state["extra"] = extra
-        tmp = f"{os.fspath(path)}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_save(state, path)
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Load a checkpoint written by ``save_checkpoint``; returns its ``extra`` values."""
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        """Load a checkpoint written by ``save_checkpoint``; returns its ``extra`` values.
+
+        The file is read with ``torch.load(weights_only=True)``: it cannot run code.
+        """
+        state = torch.load(path, map_location=self.device, weights_only=True)
         self.load_state_dict(state)
         return dict(state.get("extra", {}))
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save(obj, path)`` atomically: written to ``<path>.tmp``, flushed to disk, and
+    renamed over ``path`` (a crash leaves the old file or the new one, never half of one)."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _class_name(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 # =============================================================================================

@@ -25,12 +25,17 @@ def check_range(
     low_closed: bool = True,
     high_closed: bool = True,
     integer: bool = False,
+    allow_inf: bool = False,
 ) -> None:
     """Raise unless ``low <= value <= high`` (open or closed at each end).
 
+    An infinite ``value`` is refused unless ``allow_inf`` (a field where ``inf`` means
+    something, such as Hyperdyn's ``offset``): an unbounded interval ``[0, inf]`` is
+    ``[0, inf)`` for a learning rate.
+
     Raises:
         TypeError: ``value`` is not a real number (or not an ``int`` when ``integer``).
-        ValueError: ``value`` is outside the interval, or NaN.
+        ValueError: ``value`` is outside the interval, infinite, or NaN.
     """
     kind = "an int" if integer else "a real number"
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
@@ -39,6 +44,9 @@ def check_range(
             f"{owner}.`{name}` must be {kind}, but got {name}={value!r} "
             f"of type {type(value).__name__}."
         )
+    if not allow_inf:  # an unbounded end is open: infinity is not a value
+        high_closed = high_closed and high != math.inf
+        low_closed = low_closed and low != -math.inf
     lo_ok = value >= low if low_closed else value > low
     hi_ok = value <= high if high_closed else value < high
     if not (lo_ok and hi_ok):  # NaN fails both comparisons

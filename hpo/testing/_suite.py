@@ -12,12 +12,15 @@ Subclass it in ``tests/strategies/test_<name>.py`` and supply a ``strategy`` fix
 from __future__ import annotations
 
 import copy
+import json
 import math
+import pathlib
 import pickle
 from dataclasses import asdict
 from typing import Any
 
 import pytest
+import torch
 
 import hpo
 from hpo.testing._tasks import boring_task, regression_task
@@ -110,6 +113,68 @@ class StrategyTestSuite:
         config = strategy.config
         assert type(config)(**asdict(config)) == config
 
+    def test_resumed_run_ends_as_an_uninterrupted_one(
+        self, strategy: Any, tmp_path: pathlib.Path
+    ) -> None:
+        """Killed twice (at its second decision, then at the end of epoch 2) and resumed from
+        its checkpoints, the run ends with the weights and History (wall times aside) of the
+        run that never stopped; saving checkpoints changes nothing."""
+        if not getattr(strategy, "checkpointing", False):
+            with pytest.raises(ValueError, match="does not save its state"):
+                hpo.run(self._task(), strategy, tracking=False, checkpoint_dir=tmp_path / "x")
+            return
+        whole, cut = tmp_path / "whole", tmp_path / "cut"
+        reference = hpo.run(self._task(), strategy, tracking=False, checkpoint_dir=whole)
+        assert _timeless(reference) == _timeless(self._standard_run(strategy))
+        for crash in (_Crash(decision=2), _Crash(epoch=2)):
+            try:
+                hpo.run(
+                    self._task(),
+                    strategy,
+                    tracking=False,
+                    callbacks=[crash],
+                    checkpoint_dir=cut,
+                    resume=True,
+                )
+            except _Crashed:
+                pass
+        resumed = hpo.run(self._task(), strategy, tracking=False, checkpoint_dir=cut, resume=True)
+        assert _timeless(resumed) == _timeless(reference)
+        a = torch.load(whole / "checkpoint.pt", weights_only=True)["trainer"]["model"]
+        b = torch.load(cut / "checkpoint.pt", weights_only=True)["trainer"]["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
     def test_history_json_round_trip(self, strategy: Any) -> None:
         history = self._standard_run(strategy)
         assert hpo.History.from_json(history.to_json()) == history
+
+
+class _Crashed(Exception):
+    """What ``_Crash`` raises (a test's stand-in for a crash)."""
+
+
+class _Crash(hpo.Callback):
+    """Raises at the ``decision``-th decision or at the end of epoch ``epoch`` of a run."""
+
+    def __init__(self, *, decision: int | None = None, epoch: int | None = None) -> None:
+        self.decision, self.epoch, self.seen = decision, epoch, 0
+
+    def on_decision(self, history: hpo.History, decision: hpo.Decision) -> None:
+        self.seen += 1
+        if self.seen == self.decision:
+            raise _Crashed(f"decision {self.seen}")
+
+    def on_epoch_end(self, history: hpo.History, record: hpo.EpochRecord) -> None:
+        if record.epoch == self.epoch:
+            raise _Crashed(f"epoch {record.epoch}")
+
+
+def _timeless(history: hpo.History) -> str:
+    """The History as JSON without what depends on the clock (wall times, ``*_seconds``)."""
+    data = history.to_dict()
+    for record in data["records"]:
+        record["wall_time"] = 0.0
+        record["metrics"] = {
+            k: v for k, v in record["metrics"].items() if not k.endswith("_seconds")
+        }
+    return json.dumps(data, sort_keys=True, default=str)

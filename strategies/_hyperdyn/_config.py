@@ -4,6 +4,8 @@ the robust defaults chosen on ``hpo bench``."""
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -172,7 +174,7 @@ class HyperdynConfig:
         for name in ("lr_min", "lr_max"):  # one bound given: the other is relative
             if getattr(self, name) is not None:
                 check_range(owner, name, getattr(self, name), 0.0, low_closed=False)
-        lo, hi = self.lr_relative
+        lo, hi = _pair(owner, "lr_relative", self.lr_relative)
         object.__setattr__(self, "lr_relative", (float(lo), float(hi)))
         check_range(owner, "lr_relative", lo, 0.0, low_closed=False)
         if not lo < hi or not math.isfinite(hi):
@@ -181,7 +183,7 @@ class HyperdynConfig:
                 f"but got lr_relative={(lo, hi)!r}."
             )
         for name in ("momentum_bounds", "beta1_bounds", "beta2_bounds"):
-            lo, hi = getattr(self, name)
+            lo, hi = _pair(owner, name, getattr(self, name))
             object.__setattr__(self, name, (float(lo), float(hi)))
             check_range(owner, name, lo, 0.0, 1.0, high_closed=False)
             check_range(owner, name, hi, 0.0, 1.0, high_closed=False)
@@ -199,7 +201,7 @@ class HyperdynConfig:
         check_range(owner, "temperature", self.temperature, 0.0, low_closed=False)
         if self.temperature_final is not None:
             check_range(owner, "temperature_final", self.temperature_final, 0.0, low_closed=False)
-        check_range(owner, "offset", self.offset, 0.0)
+        check_range(owner, "offset", self.offset, 0.0, allow_inf=True)
         check_choice(owner, "accuracy_unit", self.accuracy_unit, ("percent", "fraction"))
         check_range(owner, "alpha", self.alpha, 0.0, low_closed=False)
         check_range(owner, "beta", self.beta, 0.0, low_closed=False)
@@ -220,7 +222,33 @@ class HyperdynConfig:
 @dataclass(frozen=True, kw_only=True)
 class EpochBOConfig(HyperdynConfig):
     """``HyperdynConfig`` with ``offset = inf`` and ``switch_to="suggestion"``: always continue
-    from the BO suggestion's branch (the paper's greedy baseline), in either preset."""
+    from the BO suggestion's branch (the paper's greedy baseline), in either preset.
+
+    ``offset`` is what makes it epoch-based BO: another value is ignored, with a warning (use
+    ``Hyperdyn(offset=...)`` for the trend test)."""
 
     offset: float = math.inf
     switch_to: str = "suggestion"
+
+    def __post_init__(self) -> None:
+        if self.offset != math.inf:
+            warnings.warn(
+                f"EpochBOConfig.`offset` is always inf (epoch-based BO switches every epoch), "
+                f"so offset={self.offset!r} is ignored; use Hyperdyn(offset={self.offset!r}) "
+                "for the wait-and-watch trend test.",
+                UserWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "offset", math.inf)
+        super().__post_init__()
+
+
+def _pair(owner: str, name: str, value: Any) -> tuple[Any, Any]:
+    """``value`` as ``(low, high)``.
+
+    Raises:
+        TypeError: ``value`` is not a pair.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise TypeError(f"{owner}.`{name}` must be a pair (low, high), but got {name}={value!r}.")
+    return value[0], value[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from strategies._hyperdyn._space import Space, decode, encode, widen
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
 from strategies._util import finite_or_worst
 from strategies._util import format_hyperparameters as _fmt
+from trainers import EvalResult
 
 _LOSS_FLOOR = -1.0  # the loss outcome of a branch whose loss grew e-fold or broke
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
 
-    from trainers import EpochResult, EvalResult, Snapshot, Trainer
+    from trainers import EpochResult, Snapshot, Trainer
 
 
 class Hyperdyn(BaseStrategy):
@@ -79,6 +80,7 @@ class Hyperdyn(BaseStrategy):
     name: ClassVar[str] = "hyperdyn"
     config_class: ClassVar[type] = HyperdynConfig
     config: HyperdynConfig
+    checkpointing: ClassVar[bool] = True
 
     @classmethod
     def suggest(cls, trial: optuna.Trial) -> Hyperdyn:
@@ -89,6 +91,11 @@ class Hyperdyn(BaseStrategy):
             offset=trial.suggest_float("offset", 1e-3, 1.0, log=True),
             n_random_start=trial.suggest_int("n_random_start", 2, 8),
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # what a run leaves on the strategy (the task's metric, whose functions may be
+        # lambdas) is not the strategy: a strategy that has run pickles like a new one
+        return {k: v for k, v in self.__dict__.items() if k not in ("_metric", "_floor")}
 
     # ---------------------------------------------------------------- the strategy
 
@@ -121,49 +128,78 @@ class Hyperdyn(BaseStrategy):
         branch_snaps: list[Snapshot | None] = [None] * (1 + cfg.q)
 
         with Recorder(self, trainer, budget, callbacks) as rec:
-            # ---------------- Random-Start (Algorithm 3): epoch 1 of the trajectory
-            start = trainer.snapshot()
-            before = trainer.evaluate() if self._needs_initial_score() else nan_eval()
-            best: tuple[dict[str, float], EpochResult, EvalResult, float] | None = None
-            best_snap: Snapshot | None = None
-            for i in range(cfg.n_random_start):
-                x = rng.uniform(size=d).tolist()
-                hp = decode(x, space, cfg.hyperparameters)
-                if i:
-                    trainer.restore(start)
-                result, val = self._train(trainer, hp)
-                y = self._random_start_outcome(before, val)
-                H.append(hp)
-                X.append([*x, 0.0])
-                Y.append(y)
-                T.append(0)
-                rec.decide(
-                    hp["lr"],
-                    False,
-                    f"random start {i + 1}/{cfg.n_random_start}: "
-                    + _fmt(hp)
-                    + f" -> val {metric.format(val.score)}"
-                    + (f", loss {val.loss:.3g}" if cfg.outcome == "loss" else ""),
-                    hyperparameters=hp,
-                    val_score=val.score,
-                    val_loss=val.loss,
-                )
-                if best is None or self._beats(val, y, best[2], best[3]):
-                    best = (hp, result, val, y)
-                    best_snap = trainer.snapshot(out=best_snap)
-            if best is None or best_snap is None:  # pragma: no cover - k >= 1 is validated
-                raise RuntimeError("Random-Start trained no candidate.")
-            trainer.restore(best_snap)
-            eta, result, val = best[0], best[1], best[2]
-            self._apply(trainer, eta)
-            ys.append(metric.signed(val.score))
-            kept_val = val
-            rec.end_epoch(result, val=val, metrics={f"hp_{k}": v for k, v in eta.items()})
-            if result.diverged or not math.isfinite(val.score):
-                return rec.history
+
+            def state() -> dict[str, Any]:
+                return {
+                    "rng": rng.bit_generator.state,
+                    "space": [list(bounds) for bounds in space],
+                    "H": H,
+                    "X": X,
+                    "Y": Y,
+                    "T": T,
+                    "ys": ys,
+                    "widened": widened,
+                    "lost": lost,
+                    "gp_state": gp_state,
+                    "eta": eta,
+                    "kept_val": [kept_val.loss, kept_val.score],
+                    "t": t,
+                }
+
+            if rec.resumed is None:
+                # ---------------- Random-Start (Algorithm 3): epoch 1 of the trajectory
+                start = trainer.snapshot()
+                before = trainer.evaluate() if self._needs_initial_score() else nan_eval()
+                best: tuple[dict[str, float], EpochResult, EvalResult, float] | None = None
+                best_snap: Snapshot | None = None
+                for i in range(cfg.n_random_start):
+                    x = rng.uniform(size=d).tolist()
+                    hp = decode(x, space, cfg.hyperparameters)
+                    if i:
+                        trainer.restore(start)
+                    result, val = self._train(trainer, hp)
+                    y = self._random_start_outcome(before, val)
+                    H.append(hp)
+                    X.append([*x, 0.0])
+                    Y.append(y)
+                    T.append(0)
+                    rec.decide(
+                        hp["lr"],
+                        False,
+                        f"random start {i + 1}/{cfg.n_random_start}: "
+                        + _fmt(hp)
+                        + f" -> val {metric.format(val.score)}"
+                        + (f", loss {val.loss:.3g}" if cfg.outcome == "loss" else ""),
+                        hyperparameters=hp,
+                        val_score=val.score,
+                        val_loss=val.loss,
+                    )
+                    if best is None or self._beats(val, y, best[2], best[3]):
+                        best = (hp, result, val, y)
+                        best_snap = trainer.snapshot(out=best_snap)
+                if best is None or best_snap is None:  # pragma: no cover - k >= 1 is validated
+                    raise RuntimeError("Random-Start trained no candidate.")
+                trainer.restore(best_snap)
+                eta, result, val = best[0], best[1], best[2]
+                self._apply(trainer, eta)
+                ys.append(metric.signed(val.score))
+                kept_val = val
+                rec.end_epoch(result, val=val, metrics={f"hp_{k}": v for k, v in eta.items()})
+                if result.diverged or not math.isfinite(val.score):
+                    return rec.history
+                t = 1
+                rec.checkpoint(state)
+            else:  # a resumed run: the trainer is back at the end of epoch t
+                saved = rec.resumed
+                rng.bit_generator.state = saved["rng"]
+                space[:] = [(float(lo), float(hi), bool(log)) for lo, hi, log in saved["space"]]
+                H, X, Y, T, ys = saved["H"], saved["X"], saved["Y"], saved["T"], saved["ys"]
+                widened, lost, gp_state = saved["widened"], saved["lost"], saved["gp_state"]
+                eta, t = saved["eta"], saved["t"]
+                kept_val = EvalResult(*saved["kept_val"])  # the kept branch's last score
+                self._apply(trainer, eta)
 
             # ---------------- Main loop (Algorithm 4)
-            t = 1
             while not rec.done:
                 t_unit = t / horizon
                 sugg = bo_suggest(
@@ -288,6 +324,7 @@ class Hyperdyn(BaseStrategy):
                 }
                 rec.end_epoch(result, val=val, metrics=metrics)
                 t += 1
+                rec.checkpoint(state)
             rec.history.info["lr_range"] = list(space[0][:2])
         return rec.history
 

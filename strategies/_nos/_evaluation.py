@@ -18,7 +18,7 @@ from strategies._nos._optimizer import GraphOptimizer
 from strategies._nos._space import Genome
 
 if TYPE_CHECKING:
-    from trainers import EpochResult, Trainer
+    from trainers import Trainer
 
 PAPER_SWEEP = (10.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5)
 
@@ -88,6 +88,7 @@ class NOSEvaluation(BaseStrategy):
     name: ClassVar[str] = "nos-evaluation"
     config_class: ClassVar[type] = NOSEvaluationConfig
     config: NOSEvaluationConfig
+    checkpointing: ClassVar[bool] = True
 
     def run(
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
@@ -113,19 +114,25 @@ class NOSEvaluation(BaseStrategy):
                 )
             )
 
-        def schedule(peak: float):  # noqa: ANN202
-            start = trainer.counters.steps
+        def schedule(peak: float, start: int):  # noqa: ANN202
             return lambda step: peak * float(multipliers[min(step - start, len(multipliers) - 1)])
 
         # the paper's bars are training accuracies: with another metric the sweep only ranks
         metric = trainer.metric
         bars = metric.key == "acc"
+        base_optimizer = trainer.optimizer
         with Recorder(self, trainer, budget, callbacks) as rec:
-            best_lr, best = math.nan, -math.inf  # the metric, negated when it is minimised
-            for lr in cfg.sweep_lrs:
+            # a resumed run: the sweep goes on after its last lr, or the final run after its
+            # last epoch (its optimizer is ours to put back: the recorder restored the weights)
+            saved = rec.resumed or {"phase": "sweep", "swept": 0, "best_lr": math.nan}
+            best_lr = float(saved["best_lr"])
+            best = -math.inf if not math.isfinite(best_lr) else float(saved["best"])
+            for done, lr in enumerate(cfg.sweep_lrs):
+                if saved["phase"] == "final" or done < saved["swept"]:
+                    continue
                 trainer.restore(initial)
                 use(lr)
-                lr_fn = schedule(lr)
+                lr_fn = schedule(lr, trainer.counters.steps)
                 signed = -math.inf
                 for epoch in range(cfg.sweep_epochs):
                     result = trainer.train_epoch(lr_fn)
@@ -145,19 +152,41 @@ class NOSEvaluation(BaseStrategy):
                     + (metric.format(reached) if math.isfinite(reached) else "diverged"),
                     report=reached if math.isfinite(reached) else (0.0 if bars else math.nan),
                 )
+                if rec.checkpointing:  # an lr of the sweep is done: back to the start, save
+                    trainer.set_optimizer(base_optimizer)
+                    trainer.restore(initial)
+                    rec.checkpoint(
+                        {"phase": "sweep", "swept": done + 1, "best_lr": best_lr, "best": best}
+                    )
             rec.history.info["sweep_best_lr"] = best_lr
             if not math.isfinite(best):
                 rec.history.status = "diverged"
                 rec.history.diverged_reason = "non-finite loss at every lr of the sweep"
                 return rec.history
-            trainer.restore(initial)
-            use(best_lr)
-            lr_fn = schedule(best_lr)
-            while True:  # at least one epoch, even when the sweep used the budget up
-                result: EpochResult = trainer.train_epoch(lr_fn)
+            if saved["phase"] == "final":
+                use(best_lr)
+                trainer.optimizer.load_state_dict(saved["optimizer"])
+                start = int(saved["start"])
+            else:
+                trainer.restore(initial)
+                use(best_lr)
+                start = trainer.counters.steps
+            lr_fn = schedule(best_lr, start)
+            # at least one epoch, even when the sweep used the budget up
+            trained = saved["phase"] == "final"
+            while not (trained and rec.done):
+                trained = True
+                result = trainer.train_epoch(lr_fn)
                 rec.end_epoch(result, metrics={"sweep_lr": best_lr})
-                if rec.done:
-                    break
+                rec.checkpoint(
+                    lambda: {
+                        "phase": "final",
+                        "best_lr": best_lr,
+                        "best": best,
+                        "start": start,
+                        "optimizer": trainer.optimizer.state_dict(),
+                    }
+                )
         return rec.history
 
 

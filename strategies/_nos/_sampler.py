@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -63,6 +64,9 @@ class NOSSampler(BaseSampler):
     Read a trial's genome in the objective with ``genome_of(trial)``. Parameters the objective
     suggests itself are sampled by ``independent_sampler`` (random by default).
 
+    The sampler pickles, as Optuna's own do; a pickled copy has the same random stream, so given
+    the same study it makes the same choices as the original.
+
     Args:
         population: P, the number of particles, >= 1.
         mutations: M, children per particle and time-step, >= 1.
@@ -108,6 +112,26 @@ class NOSSampler(BaseSampler):
         # and particles() run outside the lock) may share it.
         self._genomes: dict[str, Genome] = {}
         self.last_overhead: float = 0.0  # seconds the last before_trial took
+
+    # ---------------------------------------------------------------- pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state to pickle: all but the lock (a ``threading.Lock`` cannot be pickled).
+
+        Taken under the lock, with the random stream and the genome cache copied, so that a
+        sampler pickled while another thread samples is still a consistent snapshot.
+        """
+        with self._lock:
+            state = self.__dict__.copy()
+            state["_rng"] = copy.deepcopy(self._rng)
+            state["_genomes"] = dict(self._genomes)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled sampler with a fresh lock."""
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- Optuna's interface
 

@@ -276,6 +276,18 @@ class Genome:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Genome:
+        """The genome of ``to_dict``'s form, checked in full first (``strategies._nos._schema``
+        gives the schema); nothing is coerced.
+
+        Raises:
+            TypeError: A field has the wrong type (the message names it by its path).
+            ValueError: A field has a bad value, a key is missing or unknown, or the graph is
+                not one the search can produce.
+        """
+        from strategies._nos._schema import check_genome_dict  # it imports this module
+
+        check_genome_dict(data)
+
         def decay(d: dict[str, Any] | None) -> Decay | None:
             if d is None:
                 return None
@@ -299,13 +311,22 @@ class Genome:
         return cls(
             hidden=tuple(node(n) for n in data["hidden"]),
             root=node(data["root"]),
-            momentum=int(data.get("momentum", 0)),
-            flip=bool(data.get("flip", False)),
+            momentum=data.get("momentum", 0),
+            flip=data.get("flip", False),
         )
 
     @classmethod
     def from_json(cls, text: str) -> Genome:
-        return cls.from_dict(json.loads(text))
+        """``from_dict`` of a JSON text.
+
+        Raises:
+            TypeError: As ``from_dict``, or ``text`` is not a ``str``.
+            ValueError: As ``from_dict``, or ``text`` is not JSON (the message gives the
+                error's position) or repeats a key.
+        """
+        from strategies._nos._schema import parse_genome_json  # it imports this module
+
+        return cls.from_dict(parse_genome_json(text))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ def check_nos_spec(spec: str) -> Genome | str:
     name of ``nos:NAME``.
 
     Raises:
-        ValueError: The JSON is not a genome's, or the name is not registered (the message lists
-            the known ones).
+        ValueError: The JSON is not a genome's (the message names the field, what it must be
+            and the value got; a wrong type is a bad value of the spec string too), or the name
+            is not registered (the message lists the known ones).
 
     Example:
         >>> check_nos_spec("nos:opt6")
@@ -36,7 +37,7 @@ def check_nos_spec(spec: str) -> Genome | str:
     if spec.startswith(GENOME_PREFIX):
         try:
             return Genome.from_json(spec[len(GENOME_PREFIX) :])
-        except (ValueError, KeyError, TypeError) as err:
+        except (ValueError, TypeError) as err:  # the registry's checks raise ValueError
             raise ValueError(
                 f"Task.`optimizer` 'nos:genome:...' must carry a Genome's JSON: {err}"
             ) from err

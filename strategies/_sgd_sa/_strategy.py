@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ class SGDSA(BaseStrategy):
     name: ClassVar[str] = "sgd-sa"
     config_class: ClassVar[type] = SGDSAConfig
     config: SGDSAConfig
+    checkpointing: ClassVar[bool] = True
 
     @classmethod
     def suggest(cls, trial: optuna.Trial) -> SGDSA:
@@ -159,7 +160,15 @@ class SGDSA(BaseStrategy):
         anneal: _Annealing = step.anneal  # type: ignore[attr-defined]
         lrs = self.lrs(trainer)
 
+        undo: StepUndo = step.undo  # type: ignore[attr-defined]
+
+        def state() -> dict[str, Any]:
+            return {"annealing": anneal.state_dict(), "undo": undo.state_dict()}
+
         with Recorder(self, trainer, budget, callbacks) as rec:
+            if rec.resumed is not None:
+                anneal.load_state_dict(rec.resumed["annealing"])
+                undo.load_state_dict(rec.resumed["undo"])
             while not rec.done:
                 sampler.reset_stats()
                 temperature = sampler.temperature
@@ -191,6 +200,7 @@ class SGDSA(BaseStrategy):
                     rec.history.info["calibration"] = anneal.calibration_report()
                 rec.end_epoch(result, metrics=metrics)
                 anneal.after_epoch(rec.history.epochs / total)
+                rec.checkpoint(state)
             rec.history.info["lrs"] = list(lrs)
             if cfg.end_on == "best":
                 rec.end_on_best()
@@ -289,6 +299,25 @@ class _Annealing:
         self.steps = 0
         self.calibration: tuple[float, int, int] | None = None  # (T0, steps, deltas)
         self._mark = (0, 0.0)  # worsening count and probability sum when T0 was set
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's temperature and random stream, and where the calibration stands."""
+        return {
+            "sampler": self.sampler.state_dict(),
+            "calibrating": self.calibrating,
+            "steps": self.steps,
+            "calibration": self.calibration,
+            "mark": self._mark,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a ``state_dict()``."""
+        self.sampler.load_state_dict(state["sampler"])
+        self.calibrating = bool(state["calibrating"])
+        self.steps = int(state["steps"])
+        calibration = state["calibration"]
+        self.calibration = None if calibration is None else tuple(calibration)  # type: ignore[assignment]
+        self._mark = tuple(state["mark"])  # type: ignore[assignment]
 
     def after_step(self) -> None:
         cfg, s = self.cfg, self.sampler

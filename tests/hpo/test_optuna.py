@@ -129,6 +129,8 @@ def test_trials_are_mlflow_children_of_the_study_run(tracking_uri, boring_data):
         study.optimize(obj, n_trials=2)
     client = MlflowClient(tracking_uri)
     parent_id = study.user_attrs["mlflow_parent_run_id"]
+    # whoever finds a dead worker's trial closes its MLflow run there (test_recovery.py)
+    assert study.user_attrs["mlflow_tracking_uri"] == tracking_uri
     parent = client.get_run(parent_id)
     assert parent.info.run_name == "nested-study" and parent.info.status == "FINISHED"
     assert parent.data.tags["hpo.role"] == "study"
@@ -207,5 +209,23 @@ def test_objective_rejects_bad_arguments(kwargs, error, match):
 
 
 def test_make_storage_names_the_schemes():
-    with pytest.raises(ValueError, match="'sqlite:///PATH'.*'journal:PATH'"):
+    with pytest.raises(
+        ValueError,
+        match=r"'redis://localhost' has the scheme 'redis'; use one of sqlite:///PATH.*journal:PATH",
+    ):
         hpo._optuna.make_storage("redis://localhost")
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        pytest.param("sqlite:///mlflow.db", "sqlite:///{cwd}/mlflow.db", id="relative"),
+        pytest.param("sqlite:////abs/m.db", "sqlite:////abs/m.db", id="absolute"),
+        pytest.param("http://127.0.0.1:5000", "http://127.0.0.1:5000", id="server"),
+    ],
+)
+def test_the_study_keeps_a_tracking_uri_other_workers_can_reach(
+    tmp_path, monkeypatch, uri, expected
+):
+    monkeypatch.chdir(tmp_path)
+    assert hpo._optuna._portable_uri(uri) == expected.format(cwd=tmp_path)

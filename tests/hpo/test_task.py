@@ -28,12 +28,12 @@ def test_defaults_are_the_embedded_mnist1d_cnn():
             {"optimizer": "lion"}, ValueError, r"Task.`optimizer` must be one of", id="optimizer"
         ),
         pytest.param(
-            {"batch_size": 0}, ValueError, r"Task.`batch_size` must be in \[1, inf\]", id="batch"
+            {"batch_size": 0}, ValueError, r"Task.`batch_size` must be in \[1, inf\)", id="batch"
         ),
         pytest.param(
             {"epochs": 0},
             ValueError,
-            r"Task.`epochs` must be in \[1, inf\], but got epochs=0",
+            r"Task.`epochs` must be in \[1, 1000000\], but got epochs=0",
             id="epochs",
         ),
         pytest.param(
@@ -54,7 +54,7 @@ def test_defaults_are_the_embedded_mnist1d_cnn():
         pytest.param(
             {"val_fraction": 1.5},
             ValueError,
-            r"Task.`val_fraction` must be in \(0.0, 1.0\)",
+            r"Task.`val_fraction` must be in \(0.0, 0.9\]",
             id="val",
         ),
         pytest.param({"train_size": 0}, ValueError, r"Task.`train_size`", id="train-size"),

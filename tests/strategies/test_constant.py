@@ -29,7 +29,7 @@ def test_no_lr_means_the_optimizers_default(optimizer):
     ("kwargs", "error", "match"),
     [
         pytest.param(
-            {"lr": 0.0}, ValueError, r"ConstantConfig.`lr` must be in \(0.0, inf\]", id="lr-0"
+            {"lr": 0.0}, ValueError, r"ConstantConfig.`lr` must be in \(0.0, inf\)", id="lr-0"
         ),
         pytest.param(
             {"lr": "0.1"}, TypeError, r"ConstantConfig.`lr` must be a real number", id="lr-str"

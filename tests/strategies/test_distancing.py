@@ -170,12 +170,12 @@ def test_logs_distances_penalty_and_ensemble_to_mlflow(tracking_uri):
     ("kwargs", "error", "match"),
     [
         pytest.param(
-            {"s": -1.0}, ValueError, r"DistancingConfig.`s` must be in \[0.0, inf\]", id="s"
+            {"s": -1.0}, ValueError, r"DistancingConfig.`s` must be in \[0.0, inf\)", id="s"
         ),
         pytest.param(
             {"sigma": 0.0},
             ValueError,
-            r"DistancingConfig.`sigma` must be in \(0.0, inf\]",
+            r"DistancingConfig.`sigma` must be in \(0.0, inf\)",
             id="sigma",
         ),
         pytest.param(
@@ -196,7 +196,7 @@ def test_logs_distances_penalty_and_ensemble_to_mlflow(tracking_uri):
             id="distance",
         ),
         pytest.param(
-            {"at": (0,)}, ValueError, r"DistancingConfig.`at` must be in \[1, inf\]", id="at-0"
+            {"at": (0,)}, ValueError, r"DistancingConfig.`at` must be in \[1, inf\)", id="at-0"
         ),
     ],
 )

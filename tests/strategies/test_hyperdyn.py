@@ -313,7 +313,7 @@ def test_needs_an_epoch_budget():
         pytest.param(
             {"lr_min": 0.0},
             ValueError,
-            r"HyperdynConfig.`lr_min` must be in \(0.0, inf\]",
+            r"HyperdynConfig.`lr_min` must be in \(0.0, inf\)",
             id="lr-min",
         ),
         pytest.param(
@@ -325,14 +325,14 @@ def test_needs_an_epoch_budget():
         pytest.param(
             {"n_random_start": 0},
             ValueError,
-            r"HyperdynConfig.`n_random_start` must be in \[1, inf\]",
+            r"HyperdynConfig.`n_random_start` must be in \[1, inf\)",
             id="k",
         ),
         pytest.param({"window": 0}, ValueError, r"HyperdynConfig.`window`", id="window"),
         pytest.param(
             {"temperature": 0.0},
             ValueError,
-            r"HyperdynConfig.`temperature` must be in \(0.0, inf\]",
+            r"HyperdynConfig.`temperature` must be in \(0.0, inf\)",
             id="T",
         ),
         pytest.param(

@@ -147,7 +147,7 @@ def test_momentum_is_tuned_only_where_the_optimizer_has_it():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        pytest.param({"population": 1}, r"PBTConfig.`population` must be in \[2, inf\]", id="pop"),
+        pytest.param({"population": 1}, r"PBTConfig.`population` must be in \[2, inf\)", id="pop"),
         pytest.param({"interval": 0}, r"PBTConfig.`interval`", id="interval"),
         pytest.param({"quantile": 0.6}, r"PBTConfig.`quantile` must be in \(0.0, 0.5\]", id="q"),
         pytest.param({"resample_probability": 1.5}, r"PBTConfig.`resample_probability`", id="p"),

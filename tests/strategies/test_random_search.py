@@ -41,13 +41,13 @@ def test_the_kept_branch_is_the_branch_trained_alone(boring_data):
         pytest.param(
             {"n_candidates": 0},
             ValueError,
-            r"RandomSearchConfig.`n_candidates` must be in \[1, inf\]",
+            r"RandomSearchConfig.`n_candidates` must be in \[1, inf\)",
             id="n",
         ),
         pytest.param(
             {"lr_min": 0.0},
             ValueError,
-            r"RandomSearchConfig.`lr_min` must be in \(0.0, inf\]",
+            r"RandomSearchConfig.`lr_min` must be in \(0.0, inf\)",
             id="lr-min",
         ),
         pytest.param(

@@ -52,7 +52,7 @@ def test_needs_an_epoch_budget():
     ("kwargs", "match"),
     [
         pytest.param({"kind": "linear"}, r"ScheduleConfig.`kind` must be one of", id="kind"),
-        pytest.param({"lr": -1.0}, r"ScheduleConfig.`lr` must be in \(0.0, inf\]", id="lr"),
+        pytest.param({"lr": -1.0}, r"ScheduleConfig.`lr` must be in \(0.0, inf\)", id="lr"),
         pytest.param({"kind": "step", "gamma": -0.1}, r"ScheduleConfig.`gamma`", id="gamma"),
         pytest.param(
             {"kind": "one-cycle", "warmup": 1.0}, r"ScheduleConfig.`warmup`", id="warmup"

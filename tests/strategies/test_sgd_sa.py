@@ -253,9 +253,9 @@ def test_usable_by_name_and_from_optuna(boring_data):
         pytest.param(
             {"lrs": ()}, r"SGDSAConfig.`lrs` \(the set H\) must not be empty", id="empty-H"
         ),
-        pytest.param({"lrs": (0.1, 0.0)}, r"SGDSAConfig.`lrs` must be in \(0.0, inf\]", id="lr-0"),
-        pytest.param({"lrs": (-0.5,)}, r"SGDSAConfig.`lrs` must be in \(0.0, inf\]", id="lr-neg"),
-        pytest.param({"t0": 0.0}, r"SGDSAConfig.`t0` must be in \(0.0, inf\]", id="t0"),
+        pytest.param({"lrs": (0.1, 0.0)}, r"SGDSAConfig.`lrs` must be in \(0.0, inf\)", id="lr-0"),
+        pytest.param({"lrs": (-0.5,)}, r"SGDSAConfig.`lrs` must be in \(0.0, inf\)", id="lr-neg"),
+        pytest.param({"t0": 0.0}, r"SGDSAConfig.`t0` must be in \(0.0, inf\)", id="t0"),
         pytest.param(
             {"cooling": 1.0}, r"SGDSAConfig.`cooling` must be in \(0.0, 1.0\)", id="cool-1"
         ),

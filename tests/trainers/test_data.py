@@ -83,7 +83,7 @@ def test_train_size_keeps_a_subset():
     [
         pytest.param({"val_fraction": 0.0}, r"val_fraction.*\(0.0, 1.0\)", id="val-0"),
         pytest.param({"val_fraction": 1.0}, r"val_fraction.*\(0.0, 1.0\)", id="val-1"),
-        pytest.param({"train_size": 0}, r"train_size.*\[1, inf\]", id="train-size-0"),
+        pytest.param({"train_size": 0}, r"train_size.*\[1, inf\)", id="train-size-0"),
     ],
 )
 def test_bad_split_arguments(kwargs, match):

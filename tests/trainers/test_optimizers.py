@@ -56,8 +56,8 @@ def test_names_map_to_the_textbook_settings(name, cls, extra):
     ("kwargs", "match"),
     [
         pytest.param({"name": "lion"}, "Unknown optimizer 'lion'.*sgd, momentum", id="name"),
-        pytest.param({"lr": 0.0}, r"lr.*\(0.0, inf\]", id="lr-0"),
-        pytest.param({"weight_decay": -1.0}, r"weight_decay.*\[0.0, inf\]", id="wd"),
+        pytest.param({"lr": 0.0}, r"lr.*\(0.0, inf\)", id="lr-0"),
+        pytest.param({"weight_decay": -1.0}, r"weight_decay.*\[0.0, inf\)", id="wd"),
         pytest.param({"momentum": 1.0}, r"momentum.*\[0.0, 1.0\)", id="momentum-1"),
         pytest.param({"name": "adam", "momentum": 0.9}, "momentum.*not to 'adam'", id="mom-adam"),
         pytest.param({"name": "sgd", "betas": (0.9, 0.9)}, "betas.*not to 'sgd'", id="betas-sgd"),

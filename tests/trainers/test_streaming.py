@@ -31,7 +31,9 @@ def recorded_batches(trainer, epochs: int = 2) -> list[tuple[torch.Tensor, torch
 def test_the_streaming_path_gives_the_in_memory_batches_in_the_same_order(boring_data):
     task = hpo.testing.boring_task()
     memory = recorded_batches(task.build_trainer(boring_data))
-    stream = task.replace(data=datasets(boring_data), streaming=True).build_trainer()
+    stream = task.replace(
+        data=datasets(boring_data), streaming=True, train_size=None
+    ).build_trainer()
     assert isinstance(stream.data, StreamingSplits)
     streamed = recorded_batches(stream)
     assert len(memory) == len(streamed)
@@ -42,7 +44,7 @@ def test_the_streaming_path_gives_the_in_memory_batches_in_the_same_order(boring
 def test_streaming_trains_and_scores_exactly_as_in_memory(boring_data):
     task = hpo.testing.boring_task(epochs=2)
     a = task.build_trainer(boring_data)
-    b = task.replace(data=datasets(boring_data), streaming=True).build_trainer()
+    b = task.replace(data=datasets(boring_data), streaming=True, train_size=None).build_trainer()
     for t in (a, b):
         t.train_epoch(0.01)
         t.train_epoch(0.01)
@@ -52,7 +54,9 @@ def test_streaming_trains_and_scores_exactly_as_in_memory(boring_data):
 
 
 def test_a_resumed_streaming_run_ends_with_the_same_weights(boring_data, tmp_path):
-    task = hpo.testing.boring_task().replace(data=datasets(boring_data), streaming=True)
+    task = hpo.testing.boring_task().replace(
+        data=datasets(boring_data), streaming=True, train_size=None
+    )
     straight = task.build_trainer()
     for _ in range(3):
         straight.train_epoch(0.01)
@@ -68,7 +72,9 @@ def test_a_resumed_streaming_run_ends_with_the_same_weights(boring_data, tmp_pat
 
 
 def test_a_snapshot_replays_the_same_streamed_epoch(boring_data):
-    task = hpo.testing.boring_task().replace(data=datasets(boring_data), streaming=True)
+    task = hpo.testing.boring_task().replace(
+        data=datasets(boring_data), streaming=True, train_size=None
+    )
     trainer = task.build_trainer()
     snap = trainer.snapshot()
     first = trainer.train_epoch(0.01)

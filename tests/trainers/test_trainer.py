@@ -221,7 +221,7 @@ def test_a_huge_lr_is_reported_as_diverged(boring_data):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        pytest.param({"batch_size": 0}, ValueError, r"batch_size.*\[1, inf\]", id="batch-0"),
+        pytest.param({"batch_size": 0}, ValueError, r"batch_size.*\[1, inf\)", id="batch-0"),
         pytest.param({"batch_size": 2.5}, TypeError, r"batch_size.*an int", id="batch-float"),
         pytest.param({"precision": "fp8"}, ValueError, r"precision.*'fp32'", id="precision"),
         pytest.param({"device": "tpu"}, ValueError, r"device", id="device"),
@@ -252,7 +252,7 @@ def test_set_hyperparameters_names_what_the_optimizer_has(boring_data):
 
 
 def test_train_epoch_rejects_a_negative_lr(boring_data):
-    with pytest.raises(ValueError, match=r"lr.*\[0.0, inf\]"):
+    with pytest.raises(ValueError, match=r"lr.*\[0.0, inf\)"):
         make_trainer(boring_data).train_epoch(-0.1)
 
 

@@ -87,7 +87,7 @@ def test_search_end_to_end_with_the_sampler_and_the_pruner(boring_data):
     [
         pytest.param({"genome": "{}"}, "`genome` must be a Genome's JSON", id="genome"),
         pytest.param({"sweep_lrs": ()}, "`sweep_lrs` must not be empty", id="empty"),
-        pytest.param({"sweep_epochs": 0}, r"`sweep_epochs` must be in \[1, inf\]", id="epochs"),
+        pytest.param({"sweep_epochs": 0}, r"`sweep_epochs` must be in \[1, inf\)", id="epochs"),
         pytest.param(
             {"sweep_threshold": 2.0}, r"`sweep_threshold` must be in \[0.0, 1.0\]", id="threshold"
         ),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -153,9 +155,9 @@ def test_nos_pruner_uses_the_papers_thresholds(values, pruned):
 
 
 def test_bad_sampler_arguments():
-    with pytest.raises(ValueError, match=r"NOSSampler.`population` must be in \[1, inf\]"):
+    with pytest.raises(ValueError, match=r"NOSSampler.`population` must be in \[1, inf\)"):
         NOSSampler(population=0)
-    with pytest.raises(ValueError, match=r"NOSSampler.`init_size` must be in \[4, inf\]"):
+    with pytest.raises(ValueError, match=r"NOSSampler.`init_size` must be in \[4, inf\)"):
         NOSSampler(population=4, init_size=2)
 
 
@@ -237,3 +239,65 @@ def test_a_trial_whose_attributes_are_still_being_written_is_skipped():
     study.optimize(cheap_objective, n_trials=4)
     assert sampler.phase(study) == "evolving"
     assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 9
+
+
+# ---------------------------------------------------------------------------------------------
+# Pickling
+# ---------------------------------------------------------------------------------------------
+
+
+def _new_genomes(study: optuna.Study, after: int) -> list[str]:
+    return [t.system_attrs["nos:genome"] for t in study.trials[after:]]
+
+
+@pytest.mark.parametrize(
+    ("done", "phase"),
+    [
+        pytest.param(2, "initialising", id="initialising"),
+        pytest.param(5, "evolving", id="evolving"),
+    ],
+)
+@pytest.mark.parametrize("copier", [pickle.loads, copy.deepcopy], ids=["pickle", "deepcopy"])
+def test_a_copied_sampler_makes_the_same_choices_as_the_original(done, phase, copier):
+    sampler = NOSSampler(population=2, mutations=2, init_size=3, seed=0)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study.optimize(cheap_objective, n_trials=done)
+    assert sampler.phase(study) == phase
+    clone = copier(pickle.dumps(sampler) if copier is pickle.loads else sampler)
+    assert clone is not sampler and clone._lock is not sampler._lock
+    assert not clone._lock.locked() and not sampler._lock.locked()
+    # the same study state, continued by the original and by the copy
+    twin = optuna.create_study(direction="minimize", sampler=clone)
+    twin.add_trials(study.trials)
+    study.optimize(cheap_objective, n_trials=4)
+    twin.optimize(cheap_objective, n_trials=4)
+    assert _new_genomes(twin, done) == _new_genomes(study, done)
+    assert [t.value for t in twin.trials] == [t.value for t in study.trials]
+    assert clone.phase(twin) == sampler.phase(study) == "evolving"
+
+
+def test_an_unpickled_sampler_continues_the_same_study():
+    sampler = NOSSampler(population=2, mutations=2, init_size=3, seed=1)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study.optimize(cheap_objective, n_trials=4)
+    study.sampler = pickle.loads(pickle.dumps(sampler))
+    study.optimize(cheap_objective, n_trials=4, n_jobs=2)  # the new lock guards two threads
+    assert len(study.trials) == 8 and study.sampler.phase(study) == "evolving"
+    roles = [t.system_attrs["nos:role"] for t in study.trials]
+    assert roles.count("init") == 3 and roles.count("child") >= 4
+    # the GA's state came from the study: the copy sees the particles the original chose
+    assert [p["position"] for p in study.sampler.particles(study)][0] is not None
+    # and pickling left the original working
+    study.sampler = sampler
+    study.optimize(cheap_objective, n_trials=1)
+    assert len(study.trials) == 9
+
+
+def test_a_pickle_holds_no_lock_and_an_unseeded_sampler_pickles_too():
+    sampler = NOSSampler(population=1, mutations=1, init_size=1)
+    assert "_lock" not in sampler.__getstate__()
+    clone = pickle.loads(pickle.dumps(sampler))
+    assert (clone.population, clone.mutations, clone.init_size, clone.max_attempts) == (1, 1, 1, 4)
+    study = optuna.create_study(sampler=clone)
+    study.optimize(cheap_objective, n_trials=2)
+    assert len(study.trials) == 2
