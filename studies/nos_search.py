@@ -42,7 +42,12 @@ def main() -> None:
     add_task_arguments(p, epochs=8, model="convnet", skip=("seed",))
     p.add_argument("--base", type=int, default=16, help="the ConvNet's first-layer channels")
     p.add_argument("--sweep-epochs", type=int, default=1, help="epochs of each sweep run")
-    p.add_argument("--storage", default=None, help="Optuna storage (default: in memory)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage (default: in memory); with one, a worker that dies mid-trial is "
+        "noticed by its missing heartbeat and its trial retried",
+    )
     p.add_argument("--study-name", default="nos-search")
     p.add_argument("--seed", type=int, default=0)
     add_tracking_arguments(p, "hpo-output/nos-search")
@@ -51,8 +56,6 @@ def main() -> None:
     options = {"base": args.base} if args.model == "convnet" else {}
     task = task_from(args, model_options=options)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from hpo._optuna import make_storage
-
     sampler = NOSSampler(
         population=args.population,
         mutations=args.mutations,
@@ -61,7 +64,7 @@ def main() -> None:
     )
     study = optuna.create_study(
         study_name=args.study_name,
-        storage=make_storage(args.storage),
+        storage=hpo.storage(args.storage),  # a dead worker's trial is retried (heartbeat)
         direction="maximize",
         sampler=sampler,
         load_if_exists=True,
