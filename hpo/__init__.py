@@ -30,7 +30,7 @@ from hpo._experimental import experimental
 from hpo._history import Decision, EpochRecord, History
 from hpo._optuna import Objective, objective
 from hpo._plots import plot_history
-from hpo._progress import ProgressPrinter
+from hpo._progress import ProgressPrinter, RunProgress
 from hpo._recorder import Recorder
 from hpo._recovery import StaleTrialCallback, storage
 from hpo._run import run
@@ -56,6 +56,7 @@ __all__ = [
     "MLflowCallback",
     "Objective",
     "ProgressPrinter",
+    "RunProgress",
     "Recorder",
     "SUITE",
     "StaleTrialCallback",

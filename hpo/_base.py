@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -72,6 +72,20 @@ class BaseStrategy:
         self, trainer: Trainer, budget: Budget, *, callbacks: Sequence[Callback] = ()
     ) -> History:
         raise NotImplementedError
+
+    def resolved_config(self, trainer: Trainer) -> dict[str, Any]:
+        """The config as it runs on ``trainer``: what MLflow's params and the History show.
+
+        Defaults that depend on the task are filled in (``lr=None`` becomes the optimizer's
+        lr); a strategy with more of them (Hyperdyn's relative lr range, SGD-SA's set of lrs)
+        overrides this.
+        """
+        if not is_dataclass(self.config):
+            return {}
+        out = asdict(self.config)  # type: ignore[arg-type]
+        if "lr" in out and out["lr"] is None:
+            out["lr"] = trainer.lr
+        return out
 
     @classmethod
     def suggest(cls, trial: optuna.Trial) -> BaseStrategy:

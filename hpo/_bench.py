@@ -28,6 +28,7 @@ from hpo._anytime import (
 )
 from hpo._budget import Budget
 from hpo._callbacks import Callback
+from hpo._progress import SeriesProgress, wants_bars, write
 from hpo._suite import (
     DEFAULT_STRATEGIES,
     KEEP_BUDGET,
@@ -117,8 +118,9 @@ def bench(
     tracking: bool | str = True,
     experiment: str = "hpo",
     output_dir: str | os.PathLike[str] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: bool | Callable[[str], None] | None = None,
     callbacks: Sequence[Callback] = (),
+    run_name: str | None = None,
 ) -> BenchResult:
     """Run every strategy untuned on every task of the suite, on the same seeds; score them by
     anytime performance at equal spent compute.
@@ -142,8 +144,12 @@ def bench(
             summary, scores and plots.
         experiment: The MLflow experiment.
         output_dir: Also write the text, CSVs and plots here.
-        progress: Called with a line of text after each run.
+        progress: ``None`` (default): live bars when someone watches (runs done of all the
+            bench's runs with the ETA, the current run's epochs, a line per run), nothing in a
+            log; ``True`` bars always; ``False`` nothing; a callable: called with a line of text
+            per task and per run, no bars.
         callbacks: More observers of every run.
+        run_name: The MLflow parent run's name (default: ``bench``, the tasks and the time).
 
     Returns:
         The ``BenchResult``.
@@ -158,7 +164,7 @@ def bench(
         >>> sorted(result.summary.index), list(result.summary.columns[:2])
         (['constant', 'one-cycle'], ['score@1x', 'rank@1x'])
     """
-    from hpo._compare import compare
+    from hpo._compare import compare, default_run_name
     from hpo._tracking import log_metrics, parent_run
 
     chosen = _tasks(tasks)
@@ -189,24 +195,33 @@ def bench(
         "quick": quick,
         "budgets": ",".join(f"{b:g}" for b in budgets),
     }
-    run_name = f"bench {time.strftime('%Y-%m-%d %H:%M')}"
+    if run_name is None:
+        run_name = default_run_name("bench", names)
+    plan = []  # (name, task, the rows that apply to it)
+    for spec in chosen:
+        task = spec.task.replace(device=device)
+        if epochs is not None:
+            task = task.replace(epochs=epochs)
+        built = {label: make(task) for label, make in rows.items()}
+        plan.append((spec.name, task, {label: s for label, s in built.items() if s is not None}))
+    lines = progress if callable(progress) and not isinstance(progress, bool) else None
+    series = None
+    if lines is None and wants_bars(progress):
+        series = SeriesProgress(sum(len(r) for _, _, r in plan) * n_seeds, desc="bench")
     tracked = parent_run(tracking, experiment, run_name, tags={"hpo.role": "bench"}, params=params)
     with tracked as (client, parent):
-        for k, spec in enumerate(chosen, start=1):
-            name = spec.name
-            task = spec.task.replace(device=device)
-            if epochs is not None:
-                task = task.replace(epochs=epochs)
-            built = {label: make(task) for label, make in rows.items()}
-            row_specs = {label: s for label, s in built.items() if s is not None}
+        for k, (name, task, row_specs) in enumerate(plan, start=1):
             data = task.load_data()
             run_steps = task.epochs * data.steps_per_epoch(task.batch_size)
             chance = task.resolve_metric(data).chance_score(data.targets("val"))
-            if progress is not None:
-                progress(
-                    f"[task {k}/{len(names)}] {name}: {len(row_specs)} strategies x "
-                    f"{n_seeds} seeds, {task.epochs} epochs ({run_steps:,} steps per run)"
-                )
+            header = (
+                f"[task {k}/{len(names)}] {name}: {len(row_specs)} strategies x "
+                f"{n_seeds} seeds, {task.epochs} epochs ({run_steps:,} steps per run)"
+            )
+            if lines is not None:
+                lines(header)
+            elif series is not None:
+                write(header)
             table = compare(
                 task,
                 row_specs,
@@ -218,7 +233,7 @@ def bench(
                 parent_run_id=parent,
                 run_plots=False,
                 output_dir=None if output_dir is None else os.path.join(output_dir, name),
-                progress=None if progress is None else _prefixed(progress, f"  {name} "),
+                progress=series or (False if lines is None else _prefixed(lines, f"  {name} ")),
                 callbacks=callbacks,
             )
             tables[name] = table
@@ -235,6 +250,8 @@ def bench(
                 f"(mean over {n_seeds} seeds; shaded: min–max; a diverged run counts as chance)",
                 budgets=budgets,
             )
+        if series is not None:
+            series.close()
         import pandas as pd
 
         all_scores = pd.concat(parts, ignore_index=True)

@@ -11,20 +11,16 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from hpo._callbacks import Callback
-from hpo._flags import HelpFormatter
+from hpo._flags import HelpFormatter, OneLineParser
 from hpo._task import MAX_SEED
 
 EXIT_USAGE = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+_Parser = OneLineParser
 
 
 class UsageError(Exception):
@@ -127,8 +123,10 @@ def _add_task_options(p: argparse.ArgumentParser, *, epochs: int = 40) -> None:
     p.set_defaults(task_epochs=epochs)
 
 
-def _add_tracking_options(p: argparse.ArgumentParser) -> None:
+def _add_tracking_options(p: argparse.ArgumentParser, *, run_name: str | None = None) -> None:
     g = p.add_argument_group("tracking")
+    if run_name is not None:
+        g.add_argument("--run-name", default=None, help=run_name)
     g.add_argument(
         "--tracking-uri",
         default=None,
@@ -267,6 +265,15 @@ def _check_output_dir(path: str) -> None:
         raise UsageError(str(err)) from err
 
 
+def _series_progress() -> Any:
+    """Live bars for a series of runs when stderr is a terminal, else a line per run."""
+    from hpo._progress import interactive
+
+    if interactive():
+        return True
+    return lambda line: print(line, file=sys.stderr, flush=True)
+
+
 def _check_storage(url: str | None) -> None:
     """``--storage`` must be a usable Optuna storage, checked before anything else touches it.
 
@@ -325,7 +332,7 @@ def _add_run(sub: Any, strategy: str) -> None:
         help="a strategy config option, e.g. --set kind=step (repeatable)",
     )
     _add_task_options(p)
-    _add_tracking_options(p)
+    _add_tracking_options(p, run_name="the MLflow run's name (default: the strategy's)")
     g = p.add_argument_group(
         "checkpoints",
         "save the run's whole state at every epoch boundary; after a crash or kill -9 the same "
@@ -345,13 +352,18 @@ def _add_run(sub: Any, strategy: str) -> None:
         help="continue the run saved in --checkpoint-dir (a fresh start when there is none; "
         "nothing is trained when it had ended)",
     )
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (there is none when stderr is not a terminal: a log gets the "
+        "summary only)",
+    )
     _add_strategy_flags(p, strategy)
     p.set_defaults(handler=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from hpo._progress import ProgressPrinter
+    from hpo._progress import interactive
     from hpo._run import run
     from hpo._tracking import MLflowCallback
     from strategies import make_strategy
@@ -365,10 +377,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     tracking: Any = False
     uri = _tracking_option(args, "run")
     if uri is not None:
-        tracking = MLflowCallback(tracking_uri=uri, experiment=args.experiment)
+        tracking = MLflowCallback(
+            tracking_uri=uri, experiment=args.experiment, run_name=args.run_name
+        )
     callbacks: list[Any] = [args.phase]
-    if not args.quiet:
-        callbacks.append(ProgressPrinter(sys.stderr, total_epochs=task.epochs))
     try:
         data = task.load_data()
     except RuntimeError as err:  # the dataset is not there (and may not be downloaded)
@@ -382,6 +394,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             data=data,
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
+            progress=not args.quiet and interactive(),  # a live bar; nothing in a log
         )
     except ValueError as err:
         if args.phase.training:
@@ -435,7 +448,7 @@ def _add_compare(sub: Any, strategies: str) -> None:
         "compare",
         help="compare strategies on one task over several seeds; print the table",
         description="Run several strategies on one task and the same seeds under one budget; "
-        "print a table (accuracy, steps to 85/90/95 %% of the best accuracy, the compute "
+        "print a table (accuracy, steps to 85/90/95 % of the best accuracy, the compute "
         "spent), log a parent MLflow run with a child per run, and write plots.",
         formatter_class=HelpFormatter,
     )
@@ -466,7 +479,11 @@ def _add_compare(sub: Any, strategies: str) -> None:
         help="where the table and plots go (default: ./hpo-output/compare-TIME)",
     )
     _add_task_options(p, epochs=20)
-    _add_tracking_options(p)
+    _add_tracking_options(
+        p,
+        run_name='the MLflow parent run\'s name (default: "compare", the strategies, the '
+        "task and the time)",
+    )
     _add_strategy_flags(p, strategies)
     p.set_defaults(handler=_cmd_compare)
 
@@ -528,8 +545,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         tracking=tracking,
         experiment=args.experiment,
         output_dir=out,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
+        progress=_series_progress(),
         callbacks=[args.phase],
+        run_name=args.run_name,
     )
     print()
     print(format_table(table))
@@ -599,7 +617,9 @@ def _add_bench(sub: Any) -> None:
         default=None,
         help="where the tables and plots go (default: ./hpo-output/bench-TIME)",
     )
-    _add_tracking_options(p)
+    _add_tracking_options(
+        p, run_name='the MLflow parent run\'s name (default: "bench", the tasks and the time)'
+    )
     p.set_defaults(handler=_cmd_bench)
 
 
@@ -638,8 +658,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             tracking=tracking,
             experiment=args.experiment,
             output_dir=out,
-            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            progress=_series_progress(),
             callbacks=[args.phase],
+            run_name=args.run_name,
         )
     except ValueError as err:  # a bad --tasks or --strategies name, before any training
         if args.phase.training:
@@ -736,7 +757,7 @@ def _add_study(sub: Any) -> None:
         "failed (0: fail it, never retry)",
     )
     _add_task_options(p, epochs=20)
-    _add_tracking_options(p)
+    _add_tracking_options(p, run_name="the MLflow parent run's name (default: the study's name)")
     p.set_defaults(handler=_cmd_study)
 
 
@@ -752,6 +773,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         quiet_optuna,
         sampler_by_name,
     )
+    from hpo._progress import StudyProgress, interactive
     from hpo._recovery import storage
     from strategies import STRATEGIES
 
@@ -784,19 +806,24 @@ def _cmd_study(args: argparse.Namespace) -> int:
         None if args.objective == "val" else args.objective,
         tracking=tracking,
         experiment=args.experiment,
+        run_name=args.run_name,
     )
     metric = obj.metric  # val_acc, val_mse... (resolves the task's metric)
 
-    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         value = "-" if trial.value is None else f"{trial.value:.4f}"
         extra = " (diverged)" if trial.user_attrs.get("diverged") else ""
-        print(
+        return (
             f"trial {trial.number:>3} {trial.state.name.lower():<8} {metric}={value}"
-            f"{extra}  {params}",
-            file=sys.stderr,
-            flush=True,
+            f"{extra}  {params}"
         )
+
+    report: Any
+    if interactive():  # a bar: trials done of --n-trials, the best value so far
+        report = StudyProgress(args.n_trials, metric, line=line)
+    else:  # a line per trial
+        report = lambda study, trial: print(line(study, trial), file=sys.stderr, flush=True)  # noqa: E731
 
     with quiet_optuna():  # Optuna's INFO lines would drown the trial lines
         study = optuna.create_study(
@@ -815,8 +842,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
         if task.serializable:  # workers elsewhere can rebuild the task from these params
             study.set_user_attr("task", task.to_params())
         args.phase.training = True  # from here on, errors are the runs' own
-        with obj:
-            study.optimize(obj, n_trials=args.n_trials, callbacks=[report])
+        try:
+            with obj:
+                study.optimize(obj, n_trials=args.n_trials, callbacks=[report])
+        finally:
+            if isinstance(report, StudyProgress):
+                report.close()
         with warnings.catch_warnings():  # Optuna calls it experimental; it runs it each trial
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # a worker that died meanwhile: its trial is failed, retried by the next worker

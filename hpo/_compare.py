@@ -20,7 +20,8 @@ import numpy as np
 from hpo._budget import Budget
 from hpo._callbacks import Callback
 from hpo._history import History
-from hpo._task import MAX_SEED, Task
+from hpo._progress import SeriesProgress, wants_bars
+from hpo._task import MAX_SEED, Task, resolved_params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,11 +43,11 @@ def compare(
     targets: Sequence[float] = TARGETS,
     tracking: bool | str = True,
     experiment: str = "hpo",
-    run_name: str = "compare",
+    run_name: str | None = None,
     parent_run_id: str | None = None,
     run_plots: bool = True,
     output_dir: str | os.PathLike[str] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: bool | Callable[[str], None] | SeriesProgress | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> pd.DataFrame:
     """Run every strategy on ``task`` for every seed, under one budget; return one row each.
@@ -66,13 +67,18 @@ def compare(
             ``run_name`` gets one child per (strategy, seed), the table as ``comparison.csv``
             and the plots.
         experiment: The MLflow experiment.
-        run_name: The parent run's name.
+        run_name: The parent run's name (default: the strategies, the task and the time, e.g.
+            ``compare constant, pbt on mnist1d/cnn 2026-11-30 14:05``).
         parent_run_id: Nest the comparison's parent run under this MLflow run (``hpo bench``
             nests one comparison per task).
         run_plots: Log each run's plots as artifacts of its child run (the History JSON is
             logged either way); ``hpo bench`` turns them off to save ~0.1 s per run.
         output_dir: Also write the table and plots here.
-        progress: Called with a line of text after each run (e.g. ``print``).
+        progress: ``None`` (default): live bars on ``sys.stderr`` when someone watches (a
+            terminal or a notebook) — runs done of all with the ETA, the current run's epochs
+            and score, a line per finished run — and nothing in a log; ``True`` bars always;
+            ``False`` nothing; a callable: called with a line of text after each run (e.g.
+            ``print``), no bars.
         callbacks: More observers of every run.
 
     Returns:
@@ -123,8 +129,10 @@ def compare(
     data = task.load_data()
 
     uri = tracking if isinstance(tracking, str) else None
+    if run_name is None:
+        run_name = default_run_name("compare", labels, task)
     params: dict[str, Any] = {
-        **task.to_params(),
+        **resolved_params(task),
         "strategies": ",".join(labels),
         "seeds": ",".join(map(str, seed_list)),
         "baseline": baseline,
@@ -132,6 +140,7 @@ def compare(
     }
     histories: dict[str, list[History]] = {label: [] for label in labels}
     total, done = len(labels) * len(seed_list), 0
+    series, own_series, lines = _progress(progress, total)
     with parent_run(
         tracking,
         experiment,
@@ -157,19 +166,32 @@ def compare(
                             log_plots=run_plots,
                         )
                     )
+                if series is not None:
+                    cbs.append(series.run(f"{label} seed {seed}", budget.epochs))
                 start = time.perf_counter()
-                history = run(
-                    row_task.replace(seed=seed),
-                    strategy,
-                    budget=budget,
-                    tracking=False,
-                    callbacks=[*cbs, *callbacks],
-                    data=data,
-                )
+                try:
+                    history = run(
+                        row_task.replace(seed=seed),
+                        strategy,
+                        budget=budget,
+                        tracking=False,
+                        callbacks=[*cbs, *callbacks],
+                        data=data,
+                        progress=False,
+                    )
+                except BaseException:
+                    if series is not None:  # the error's message goes below the bars
+                        series.close()
+                    raise
                 histories[label].append(history)
                 done += 1
-                if progress is not None:
-                    progress(_progress_line(done, total, label, seed, history, start))
+                line = _progress_line(done, total, label, seed, history, start)
+                if series is not None:
+                    series.finished(line)
+                elif lines is not None:
+                    lines(line)
+        if own_series and series is not None:
+            series.close()
         table = summarize(histories, baseline=baseline, targets=targets)
         plots: list[str] = []
         if output_dir is not None or parent is not None:
@@ -422,6 +444,7 @@ def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Fig
     ax_traj, ax_spent = fig_val.subplots(1, 2, sharey=True)
     fig_lr = Figure(figsize=(7, 4.5), layout="constrained")
     ax_lr = fig_lr.subplots()
+    lr_seen: list[float] = []
     for i, (label, runs) in enumerate(histories.items()):
         color = f"C{i % 10}"
         acc = _stack([h.column("val_score") for h in runs])
@@ -442,12 +465,16 @@ def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Fig
                 lw=0,
             )
         epochs = np.arange(1, lr.shape[1] + 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            geo = np.exp(np.nanmean(np.log(np.where(lr > 0, lr, np.nan)), axis=0))
+        positive = np.where(
+            lr > 0, lr, np.nan
+        )  # a log axis: an lr of 0 (a schedule's end) is off it
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an epoch with no positive lr
+            geo = np.exp(np.nanmean(np.log(positive), axis=0))
+            low, high = np.nanmin(positive, axis=0), np.nanmax(positive, axis=0)
+            lr_seen.extend(v for v in (np.nanmin(low), np.nanmax(high)) if np.isfinite(v))
         ax_lr.plot(epochs, geo, color=color, label=label, lw=1.6)
-        ax_lr.fill_between(
-            epochs, np.nanmin(lr, axis=0), np.nanmax(lr, axis=0), color=color, alpha=0.18, lw=0
-        )
+        ax_lr.fill_between(epochs, low, high, color=color, alpha=0.18, lw=0)
     ax_traj.set_xlabel("optimizer steps of the kept trajectory")
     ax_spent.set_xlabel("optimizer steps spent (all branches, members, trials)")
     ax_traj.set_ylabel(f"validation {ylabel}")
@@ -456,6 +483,8 @@ def plot_comparison(histories: Mapping[str, Sequence[History]]) -> dict[str, Fig
     ax_spent.legend(loc="best")
     fig_val.suptitle(f"Validation {ylabel} (mean over seeds; shaded: min–max)")
     ax_lr.set_yscale("log")
+    if lr_seen and max(lr_seen) < 1.01 * min(lr_seen):  # one lr throughout: give it room
+        ax_lr.set_ylim(min(lr_seen) / 2, max(lr_seen) * 2)
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate (epoch mean)")
     ax_lr.grid(alpha=0.3)
@@ -565,6 +594,33 @@ def _stack(columns: Sequence[Sequence[float]]) -> np.ndarray:
     for i, c in enumerate(columns):
         out[i, : len(c)] = np.asarray(c, dtype=float)
     return out
+
+
+def _progress(
+    progress: Any, total: int
+) -> tuple[SeriesProgress | None, bool, Callable[[str], None] | None]:
+    """``compare``'s ``progress``: (the bars to use, whether they are ours to close, the line
+    callback)."""
+    if isinstance(progress, SeriesProgress):
+        return progress, False, None
+    if callable(progress) and not isinstance(progress, bool):
+        return None, False, progress
+    if wants_bars(progress):
+        return SeriesProgress(total), True, None
+    return None, False, None
+
+
+def default_run_name(kind: str, labels: Sequence[str], task: Task | None = None) -> str:
+    """A parent run's name that tells two of them apart in MLflow's runs table: ``<kind>
+    <labels> on <dataset>/<model> <date time>`` (the labels cut to 60 characters)."""
+    what = ", ".join(labels)
+    if len(what) > 60:
+        what = what[:57] + "..."
+    on = ""
+    if task is not None:
+        params = task.to_params()
+        on = f" on {params.get('dataset')}/{params.get('model')}"
+    return f"{kind} {what}{on} {time.strftime('%Y-%m-%d %H:%M')}"
 
 
 def _progress_line(

@@ -24,6 +24,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Show "(default: X)" after options that have a meaningful default and do not say it."""
 
@@ -72,7 +79,8 @@ def add_dataclass_flags(
         flag = "--" + dest.replace("_", "-")
         default = shown.get(f.name, _default(f))
         text = docs.get(f.name, "")
-        if default is not dataclasses.MISSING:
+        # the default, unless the description says it already (and the command keeps it)
+        if default is not dataclasses.MISSING and ("default" not in text or f.name in shown):
             text = f"{text} (default: {_show(default)})".strip()
         if kind == "bool":
             group.add_argument(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hpo._budget import Budget
 from hpo._callbacks import Callback
 from hpo._recovery import RETRY_OF_RUN_ATTR
-from hpo._task import Task
+from hpo._task import Task, resolved_params
 from hpo._tracking import sqlite_init_lock
 from hpo._validation import check_choice, check_type
 
@@ -73,6 +74,7 @@ class Objective:
         experiment: str = "hpo",
         data: DataSplits | StreamingSplits | None = None,
         report: str | None = None,
+        run_name: str | None = None,
     ) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"`task` must be an hpo.Task, but got {type(task).__name__}.")
@@ -96,6 +98,7 @@ class Objective:
         self.tracking = tracking
         self.experiment = experiment
         self._report = report
+        self.run_name = run_name
         self._data = data
         self._lock = threading.Lock()
         self._parents: dict[str, str] = {}
@@ -169,6 +172,7 @@ class Objective:
         from hpo._tracking import MLflowCallback
 
         self._check_direction(trial)
+        _name_the_value(trial.study, self.metric)
         strategy = self.strategy_factory(trial)
         callbacks: list[Callback] = []
         mlflow_cb: MLflowCallback | None = None
@@ -196,6 +200,7 @@ class Objective:
             tracking=False,
             callbacks=callbacks,
             data=self._shared_data(),
+            progress=False,  # a study shows trials, not each trial's epochs
         )
         if history.status == "diverged":
             trial.set_user_attr("diverged", True)
@@ -258,7 +263,7 @@ class Objective:
             run_id = start_run(
                 client,
                 self.experiment,
-                study.study_name,
+                self.run_name or study.study_name,
                 {"hpo.role": "study", "optuna.study": study.study_name},
             )
             params: dict[str, Any] = {
@@ -268,7 +273,7 @@ class Objective:
                 "pruner": type(study.pruner).__name__,
                 "value_metric": self.metric,
                 "summary": self.summary,
-                **self.task.to_params(),
+                **resolved_params(self.task),
             }
             log_params(client, run_id, params)
             study.set_user_attr(TRACKING_URI_ATTR, _portable_uri(uri))
@@ -309,6 +314,7 @@ def objective(
     experiment: str = "hpo",
     data: DataSplits | StreamingSplits | None = None,
     report: str | None = None,
+    run_name: str | None = None,
 ) -> Objective:
     """An Optuna objective: each trial runs the strategy ``strategy_factory(trial)`` builds.
 
@@ -344,6 +350,7 @@ def objective(
             ``metric`` so far is kept in ``trial.user_attrs["value_so_far"]``, so a pruned
             trial's score is known. A strategy's decisions that carry ``report=value`` are
             reported too, before the epochs (NOS's lr sweep).
+        run_name: The MLflow parent run's name (default: the study's name).
 
     Returns:
         An ``Objective``; ``with hpo.objective(...) as obj:`` closes the parent run at the end.
@@ -369,6 +376,7 @@ def objective(
         experiment=experiment,
         data=data,
         report=report,
+        run_name=run_name,
     )
 
 
@@ -468,6 +476,19 @@ def _metric(history: History, record: EpochRecord, name: str) -> float:
     if value is None:
         value = record.metrics.get(name, math.nan)  # a strategy may record it some epochs
     return float(value)
+
+
+def _name_the_value(study: optuna.Study, metric: str) -> None:
+    """Name the study's value ``metric`` (``study.set_metric_names``), so that Optuna's plots
+    and ``optuna-dashboard`` say ``val_acc`` rather than "Objective 0"; a name set already (by
+    the user, or another worker) is kept."""
+    import optuna
+
+    if study.metric_names is not None or len(study.directions) != 1:
+        return
+    with warnings.catch_warnings():  # Optuna marks it experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric])
 
 
 def _check_recorded(history: History, name: str) -> None:

@@ -86,10 +86,9 @@ class Recorder:
         spent: Callable[[], Counters] | None = None,
         divergence: DivergenceRule | None = None,
     ) -> None:
-        config = getattr(strategy, "config", None)
         self.history = History(
             strategy=getattr(strategy, "name", type(strategy).__name__),
-            config=asdict(config) if is_dataclass(config) else {},  # type: ignore[arg-type]
+            config=config_of(strategy, trainer),
             metric=trainer.metric.key,
             maximize=trainer.metric.maximize,
         )
@@ -375,6 +374,16 @@ class Recorder:
             best = trainer.test()
             trainer.restore(current)
             h.best_test_loss, h.best_test_score = best.loss, best.score
+
+
+def config_of(strategy: Any, trainer: Trainer) -> dict[str, Any]:
+    """The strategy's config as it runs on ``trainer`` (``resolved_config`` when the strategy
+    has it: the task-dependent defaults filled in), else its config dataclass as a dict."""
+    resolved = getattr(strategy, "resolved_config", None)
+    if callable(resolved):
+        return dict(resolved(trainer))
+    config = getattr(strategy, "config", None)
+    return asdict(config) if is_dataclass(config) else {}  # type: ignore[arg-type]
 
 
 def add_figures(history: History, plots: Callable[[History], dict[str, Any]] | None) -> None:

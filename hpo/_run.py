@@ -11,7 +11,8 @@ from hpo._budget import Budget
 from hpo._callbacks import Callback
 from hpo._checkpoint import ENDED, Checkpoint
 from hpo._history import History
-from hpo._task import Task
+from hpo._progress import RunProgress, wants_bars
+from hpo._task import Task, resolved_params
 
 if TYPE_CHECKING:
     from hpo._strategy import Strategy
@@ -29,6 +30,7 @@ def run(
     data: DataSplits | StreamingSplits | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    progress: bool | None = None,
 ) -> History:
     """Run ``strategy`` on a fresh trainer for ``task`` and log it as one MLflow run.
 
@@ -55,6 +57,9 @@ def run(
             and History (wall times aside) as a run that never stopped, logged into the same
             MLflow run. Without a checkpoint there the run starts afresh; when the saved run
             had already ended, its History is returned and nothing is trained.
+        progress: A live bar on ``sys.stderr`` (epoch, validation score, lr, ETA): ``None``
+            (default) when someone watches (a terminal or a notebook; never in a log), ``True``
+            always, ``False`` never.
 
     Returns:
         The History; ``history.status`` is ``finished`` or ``diverged``.
@@ -108,6 +113,8 @@ def run(
             f"but got tracking={tracking!r}."
         )
     cbs.extend(callbacks)
+    if wants_bars(progress):
+        cbs.append(RunProgress(total_epochs=budget.epochs))
     if checkpoint is not None:
         cbs.append(checkpoint)
     return strategy.run(trainer, budget, callbacks=cbs)
@@ -172,7 +179,7 @@ class _TaskParams(Callback):
     """Puts the task's params into the history before anyone else sees it."""
 
     def __init__(self, task: Task) -> None:
-        self.params: dict[str, Any] = task.to_params()
+        self.params: dict[str, Any] = resolved_params(task)  # as it runs: device not "auto"
 
     def on_run_start(self, history: History, trainer: Trainer) -> None:
         history.task = dict(self.params)

@@ -567,6 +567,18 @@ def _describe(value: Any) -> str:
     return f"<{type(value).__name__}>"
 
 
+def resolved_params(task: Task) -> dict[str, Any]:
+    """The task's params as they run: ``device`` resolved (``auto`` -> ``cpu`` or ``cuda``)."""
+    from trainers import resolve_device
+
+    params = task.to_params()
+    try:
+        params["device"] = str(resolve_device(task.device))
+    except ValueError:  # CUDA asked for and absent: the runs will say so
+        pass
+    return params
+
+
 #: Each field's default (to tell what a user gave).
 _DEFAULTS: dict[str, Any] = {
     f.name: f.default if f.default is not dataclasses.MISSING else None

@@ -346,9 +346,13 @@ def log_history_artifacts(
 
 @contextlib.contextmanager
 def sqlite_init_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<database>.lock`` for a ``sqlite:///`` store (while it is
-    opened and its tables created, or a check-and-create runs); a no-op for other URIs or
-    where ``fcntl`` is missing. Re-entrant within a process is *not* supported."""
+    """Hold an exclusive lock for a ``sqlite:///`` store (while it is opened and its tables
+    created, or a check-and-create runs); a no-op for other URIs or where ``fcntl`` is missing.
+    Re-entrant within a process is *not* supported.
+
+    The lock file is ``lock_path(database)``, in the temporary folder, not beside the database:
+    nothing is left in the user's folders. Processes on one machine share it.
+    """
     path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
     try:
         import fcntl
@@ -357,12 +361,23 @@ def sqlite_init_lock(uri: str) -> Iterator[None]:
     if not path or path == ":memory:":
         yield
         return
-    with open(os.path.abspath(path) + ".lock", "a") as handle:
+    with open(lock_path(path), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_path(database: str) -> str:
+    """``<tmp>/hpo-locks-<uid>/<hash of the database's absolute path>.lock``."""
+    import hashlib
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), f"hpo-locks-{os.getuid()}")
+    os.makedirs(folder, exist_ok=True)
+    digest = hashlib.sha1(os.path.abspath(database).encode()).hexdigest()[:20]
+    return os.path.join(folder, f"{digest}.lock")
 
 
 def _sqlite_file_exists(uri: str) -> bool:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from hpo import BaseStrategy, Budget, Callback, History
-from hpo._recorder import add_figures
+from hpo._recorder import add_figures, config_of
 from hpo._validation import check_choice, check_range
 
 if TYPE_CHECKING:
@@ -414,11 +414,11 @@ class _Watcher(Callback):
 
     def on_run_start(self, history: History, trainer: Trainer) -> None:
         history.strategy = self.strategy.name
-        inner = getattr(self.strategy.inner, "config", None)
+        inner = config_of(self.strategy.inner, trainer)
         history.config = {
             **asdict(self.strategy.config),
             "inner": getattr(self.strategy.inner, "name", type(self.strategy.inner).__name__),
-            **({f"inner.{k}": v for k, v in asdict(inner).items()} if inner is not None else {}),
+            **{f"inner.{k}": v for k, v in inner.items()},
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 def parser(doc: str) -> argparse.ArgumentParser:
     """An argument parser whose description is the script docstring's first paragraph."""
-    from hpo._flags import HelpFormatter
+    from hpo._flags import HelpFormatter, OneLineParser
 
-    return argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
+    return OneLineParser(description=doc.split("\n\n")[0], formatter_class=HelpFormatter)
 
 
 def add_task_arguments(
@@ -70,7 +70,7 @@ def tune_lr(
     validation accuracy (ties: the larger lr), and that accuracy; the runs are not tracked."""
     scores = []
     for lr in grid:
-        h = hpo.run(task.replace(seed=seed), make(lr), tracking=False, data=data)
+        h = hpo.run(task.replace(seed=seed), make(lr), tracking=False, data=data, progress=False)
         scores.append((h.best.val_score if h.best is not None else 0.0, lr))
     best_acc, best_lr = max(scores)
     return best_lr, best_acc

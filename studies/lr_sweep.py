@@ -94,7 +94,9 @@ def main() -> None:
                         log_artifacts=False,  # 175 runs: the per-run plots would dominate
                     )
                 )
-            h = hpo.run(task, Constant(lr=lr), tracking=False, callbacks=cbs, data=data)
+            h = hpo.run(
+                task, Constant(lr=lr), tracking=False, callbacks=cbs, data=data, progress=False
+            )
             reached = "stopped" in h.info
             steps[name].append(float(h.final.steps) if reached else math.nan)
         ok = [(lr, s) for lr, s in zip(lrs, steps[name]) if math.isfinite(s)]

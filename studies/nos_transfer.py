@@ -56,12 +56,19 @@ def main() -> None:
     add_tracking_arguments(p, "hpo-output/nos-transfer")
     args = p.parse_args()
 
+    genomes = []  # read before anything trains: a bad file is one line, not a traceback
+    for path in args.genome:
+        try:
+            with open(path) as f:
+                genomes.append(Genome.from_json(f.read()))
+        except OSError as err:
+            p.error(f"--genome {path}: cannot be read ({err.strerror})")
+        except (ValueError, TypeError) as err:
+            p.error(f"--genome {path}: {err}")
     task = task_from(args)
     data = task.load_data()
     optimizers = {name.removeprefix("nos:"): name for name in args.optimizers.split(",") if name}
-    for i, path in enumerate(args.genome):
-        with open(path) as f:
-            genome = Genome.from_json(f.read())
+    for i, genome in enumerate(genomes):
         optimizers[f"found-{i}"] = "nos:genome:" + genome.to_json()
         print(f"found-{i}: {genome.equation()}")
     rows = {}

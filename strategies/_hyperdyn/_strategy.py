@@ -97,6 +97,17 @@ class Hyperdyn(BaseStrategy):
         # lambdas) is not the strategy: a strategy that has run pickles like a new one
         return {k: v for k, v in self.__dict__.items() if k not in ("_metric", "_floor")}
 
+    def resolved_config(self, trainer: Trainer) -> dict[str, Any]:
+        """The config with the lr range this trainer gets (``lr_min`` / ``lr_max`` from
+        ``lr_relative`` x the optimizer's lr when they are not given)."""
+        out = super().resolved_config(trainer)
+        try:
+            lo, hi, _ = self._space(trainer.lr)[0]
+        except ValueError:  # an empty range: the run says so when it starts
+            return out
+        out["lr_min"], out["lr_max"] = lo, hi
+        return out
+
     # ---------------------------------------------------------------- the strategy
 
     def run(

@@ -76,6 +76,13 @@ class SGDSA(BaseStrategy):
             return cfg.lrs
         return tuple(trainer.lr * r for r in cfg.lr_relative)
 
+    def resolved_config(self, trainer: Trainer) -> dict[str, Any]:
+        """The config with the set of lrs this trainer gets (``lrs`` from ``lr_relative`` x
+        the optimizer's lr when it is not given)."""
+        out = super().resolved_config(trainer)
+        out["lrs"] = self.lrs(trainer)
+        return out
+
     def make_step(self, trainer: Trainer) -> tuple[StepFn, MetropolisSampler]:
         """The per-minibatch step of ``trainer.run_epoch`` and the sampler it draws from.
 

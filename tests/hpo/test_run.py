@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Sequence
 
 import mlflow
@@ -232,3 +233,98 @@ def test_end_to_end_with_a_real_mlflow_server(mlflow_server):
     assert values == pytest.approx(history.column("val_acc"))
     artifacts = _rest(mlflow_server, "artifacts/list", run_id=cb.run_id)
     assert "history.json" in {f["path"] for f in artifacts.get("files", [])}
+
+
+# =============================================================================================
+# What MLflow shows is what ran
+# =============================================================================================
+
+
+def test_mlflow_params_hold_the_values_that_ran(tmp_path):
+    """The default lr as a number (not None), the device as resolved (not auto), and the lr range
+    Hyperdyn derived from the optimizer's lr."""
+    from trainers import DEFAULT_LRS
+
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    task = hpo.testing.boring_task(epochs=1, device="auto")
+    hpo.run(task, Constant(), tracking=tracking_uri)
+    hpo.run(task, hpo_strategies().Hyperdyn(n_random_start=2), tracking=tracking_uri)
+    runs = {r.data.tags["hpo.strategy"]: r for r in runs_in(MlflowClient(tracking_uri))}
+    constant, hyperdyn = runs["constant"].data.params, runs["hyperdyn"].data.params
+    assert float(constant["strategy.lr"]) == DEFAULT_LRS["adam"]
+    assert constant["device"] == "cpu"
+    assert float(hyperdyn["strategy.lr_min"]) == pytest.approx(DEFAULT_LRS["adam"] * 0.01)
+    assert float(hyperdyn["strategy.lr_max"]) == pytest.approx(DEFAULT_LRS["adam"] * 10)
+
+
+def hpo_strategies():
+    import strategies
+
+    return strategies
+
+
+def test_two_comparisons_are_told_apart_by_their_parent_runs_names(tmp_path):
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    task = hpo.testing.boring_task(epochs=1)
+    hpo.compare(task, {"constant": Constant(lr=0.05)}, seeds=1, tracking=tracking_uri)
+    hpo.compare(task, {"fast": Constant(lr=0.2)}, seeds=1, tracking=tracking_uri)
+    hpo.compare(
+        task, {"c": Constant(lr=0.05)}, seeds=1, tracking=tracking_uri, run_name="my comparison"
+    )
+    parents = [
+        r
+        for r in runs_in(MlflowClient(tracking_uri))
+        if r.data.tags.get("hpo.role") == "comparison"
+    ]
+    names = sorted(r.info.run_name for r in parents)
+    assert len(names) == 3 and len(set(names)) == 3
+    assert "my comparison" in names
+    assert any(n.startswith("compare constant on mnist1d/cnn ") for n in names)
+    assert any(n.startswith("compare fast on mnist1d/cnn ") for n in names)
+    for r in parents:
+        assert r.data.params["device"] == "cpu"
+
+
+def test_a_study_names_its_value(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    obj = hpo.objective(hpo.testing.boring_task(epochs=1), Constant.suggest, tracking=False)
+    study.optimize(obj, n_trials=1)
+    assert study.metric_names == ["val_acc"]
+    named = optuna.create_study(direction="minimize")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        named.set_metric_names(["mine"])
+    hpo.objective(hpo.testing.boring_task(epochs=1), Constant.suggest, "val_loss", tracking=False)(
+        named.ask()
+    )
+    assert named.metric_names == ["mine"]  # a name the user set is kept
+
+
+def test_no_lock_file_is_left_beside_the_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpo",
+            "run",
+            "--strategy",
+            "constant",
+            "--epochs",
+            "1",
+            "--train-size",
+            "200",
+            "--device",
+            "cpu",
+            "--tracking-uri",
+            "sqlite:///mlflow.db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "mlflow.db" in os.listdir(tmp_path)
+    left = [p for p in tmp_path.rglob("*") if p.name.endswith((".lock", ".tmp"))]
+    assert not left, left
