@@ -30,9 +30,11 @@ from hpo.testing import CountAllocations
 from strategies import SGDSA
 
 
-def bench(model: str, options: dict, batch_size: int, repeats: int) -> dict[str, float]:
+def bench(
+    model: str, options: dict, batch_size: int, repeats: int, device: str = "cpu"
+) -> dict[str, float]:
     task = hpo.Task(
-        model=model, optimizer="sgd", batch_size=batch_size, device="cpu", model_options=options
+        model=model, optimizer="sgd", batch_size=batch_size, device=device, model_options=options
     )
     data = task.load_data()
     trainers = {name: task.build_trainer(data) for name in ("sgd", "train", "eval")}
@@ -65,9 +67,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--repeats", type=int, default=15, help="epochs timed per variant")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     args = p.parse_args()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, batch "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}, batch "
         f"{args.batch_size}, median over {args.repeats} epochs per variant\n"
     )
     header = (
@@ -80,7 +83,7 @@ def main() -> None:
         ("MNIST-1D CNN (5.2k)", "cnn", {}),
         ("NOS ConvNet b48 (72k)", "convnet", {"base": 48}),
     ):
-        r = bench(model, options, args.batch_size, args.repeats)
+        r = bench(model, options, args.batch_size, args.repeats, args.device)
         print(
             f"{label:<22} {r['sgd'] * 1e3:7.2f}ms {r['train'] * 1e3:7.2f}ms "
             f"{r['train'] / r['sgd']:5.2f}x {r['eval'] * 1e3:7.2f}ms {r['eval'] / r['sgd']:5.2f}x "

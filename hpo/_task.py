@@ -70,6 +70,9 @@ class Task:
         seed: Seeds model initialisation and data order, in [0, 2**32 - 1].
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         precision: ``"fp32"`` or ``"bf16"`` (autocast on CUDA).
+        channels_last: Keep a conv net's weights and inputs in ``channels_last`` memory format;
+            ``None``: on CUDA for models with 2-d convolutions.
+        compile: Run the model through ``torch.compile`` (off: it pays only on long GPU runs).
         weight_decay: The optimizer's weight decay; ``None`` for its default.
         momentum: Momentum for momentum/nesterov/rmsprop; ``None`` for the default.
         val_fraction: Share of the training data held out for validation, in (0, 0.9].
@@ -110,6 +113,8 @@ class Task:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    channels_last: bool | None = None
+    compile: bool = False
     weight_decay: float | None = None
     momentum: float | None = None
     val_fraction: float = 0.1
@@ -180,6 +185,9 @@ class Task:
             check_range(owner, "augment_padding", self.augment_padding, 1, integer=True)
         if self.streaming is not None:
             check_type(owner, "streaming", self.streaming, bool)
+        if self.channels_last is not None:
+            check_type(owner, "channels_last", self.channels_last, bool)
+        check_type(owner, "compile", self.compile, bool)
         check_range(owner, "num_workers", self.num_workers, 0, integer=True)
         self._warn_ignored()
 
@@ -306,6 +314,8 @@ class Task:
             seed=seed,
             device=device,
             precision=self.precision,
+            channels_last=self.channels_last,
+            compile=self.compile,
             loss=loss,
             metric=metric,
             augment=augment,

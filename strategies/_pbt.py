@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
-from hpo._validation import check_choice, check_lr_bounds, check_range
+from hpo._validation import check_choice, check_lr_bounds, check_range, check_type
 from strategies._util import finite_or_worst, format_hyperparameters
+from trainers import make_population
 
 if TYPE_CHECKING:
     import optuna
@@ -69,6 +70,9 @@ class PBTConfig:
         hyperparameters: What PBT tunes: ``lr`` and optionally ``momentum`` (optimizers that
             have it: momentum, nesterov, rmsprop) and ``weight_decay``.
         seed: Seeds initial values, partners and perturbations (with the task's seed).
+        batched: Train the members as one batched computation (``trainers.Population``) when
+            the architecture allows, else one after another (logged once). The two agree to
+            float rounding; ``False`` always trains them one after another.
     """
 
     population: int = 8
@@ -80,6 +84,7 @@ class PBTConfig:
     lr_max: float = 1.0
     hyperparameters: tuple[str, ...] = ("lr",)
     seed: int = 0
+    batched: bool = True
 
     def __post_init__(self) -> None:
         owner = "PBTConfig"
@@ -99,6 +104,7 @@ class PBTConfig:
         for name in self.hyperparameters:
             check_choice(owner, "hyperparameters", name, HYPERPARAMETERS)
         check_range(owner, "seed", self.seed, 0, integer=True)
+        check_type(owner, "batched", self.batched, bool)
 
     def space(self) -> dict[str, tuple[float, float, bool]]:
         """The search space of the tuned hyperparameters."""
@@ -227,6 +233,7 @@ class PBT(BaseStrategy):
             for i in range(1, cfg.population)
         ]
         members = [_TrainerMember(t) for t in trainers]
+        population = make_population(trainers, batched=cfg.batched)
         for m in members:
             m.set_hyperparameters(
                 {n: _draw(rng, lo, hi, log) for n, (lo, hi, log) in space.items()}
@@ -266,9 +273,9 @@ class PBT(BaseStrategy):
 
             while not rec.done:
                 epoch += 1
-                results: list[EpochResult] = [t.train_epoch() for t in trainers]
+                results: list[EpochResult] = population.train_epoch()
                 vals: list[EvalResult | None] = [
-                    None if r.diverged else t.evaluate() for t, r in zip(trainers, results)
+                    None if r.diverged else v for r, v in zip(results, population.evaluate())
                 ]
                 scores = [math.nan if v is None else v.score for v in vals]
                 ranks = [metric.signed(s) for s in scores]  # higher is better, NaN stays NaN

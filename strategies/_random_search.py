@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from hpo import BaseStrategy, Budget, Callback, History, Recorder
-from hpo._validation import check_lr_bounds, check_range
+from hpo._validation import check_lr_bounds, check_range, check_type
+from trainers import Branches
 
 if TYPE_CHECKING:
     import optuna
 
-    from trainers import EpochResult, EvalResult, Snapshot, Trainer
+    from trainers import Trainer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,18 +29,24 @@ class RandomSearchConfig:
         lr_min: Lower end of the log-uniform lr range, > 0.
         lr_max: Upper end, > ``lr_min``.
         seed: Seeds the lr draws (together with the task's seed).
+        batched: Train the epoch's branches as one batched computation
+            (``trainers.Population``) when the architecture allows, else one after another
+            (logged once). The two agree to float rounding; ``False`` always trains them one
+            after another.
     """
 
     n_candidates: int = 10  # Hyperdyn §4 "random 5x": 5 x 2 branches per epoch
     lr_min: float = 1e-4  # Hyperdyn's default search space, 1e-4..1
     lr_max: float = 1.0
     seed: int = 0
+    batched: bool = True
 
     def __post_init__(self) -> None:
         owner = "RandomSearchConfig"
         check_range(owner, "n_candidates", self.n_candidates, 1, integer=True)
         check_lr_bounds(owner, self.lr_min, self.lr_max)
         check_range(owner, "seed", self.seed, 0, integer=True)
+        check_type(owner, "batched", self.batched, bool)
 
 
 class RandomSearch(BaseStrategy):
@@ -80,43 +87,34 @@ class RandomSearch(BaseStrategy):
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, trainer.seed])
         lo, hi = math.log(cfg.lr_min), math.log(cfg.lr_max)
-        start: Snapshot | None = None
-        best: Snapshot | None = None
         metric = trainer.metric
+        branches = Branches(trainer, cfg.n_candidates, batched=cfg.batched)
         with Recorder(self, trainer, budget, callbacks) as rec:
             if rec.resumed is not None:
                 rng.bit_generator.state = rec.resumed["rng"]
             while not rec.done:
-                start = trainer.snapshot(out=start)
                 lrs = np.exp(rng.uniform(lo, hi, size=cfg.n_candidates)).tolist()
-                results: list[tuple[float, EpochResult, EvalResult]] = []
-                best_i = -1
-                for i, lr in enumerate(lrs):
-                    if i:
-                        trainer.restore(start)
-                    result = trainer.train_epoch(lr)
-                    val = trainer.evaluate() if not result.diverged else None
-                    results.append((lr, result, val))  # type: ignore[arg-type]
-                    if val is not None and (
-                        best_i < 0
-                        or metric.signed(val.score) > metric.signed(results[best_i][2].score)
-                    ):
-                        best_i = i
-                        best = trainer.snapshot(out=best)
-                if best_i < 0:  # every branch diverged: keep the last one, recorded as diverged
-                    rec.end_epoch(results[-1][1])
+                outcomes = branches.train(lrs)
+                vals = [v for _, v in outcomes]
+                scored = [i for i, v in enumerate(vals) if v is not None]
+                if not scored:  # every branch diverged: keep the last one, recorded as diverged
+                    branches.keep(len(lrs) - 1)
+                    rec.end_epoch(outcomes[-1][0])
                     rec.checkpoint(lambda: {"rng": rng.bit_generator.state})
                     continue
-                lr, result, val = results[best_i]
-                trainer.restore(best)  # type: ignore[arg-type]
-                scores = [v.score for _, _, v in results if v is not None]
+                # the first of the best, as when the branches were trained one after another
+                best_i = max(scored, key=lambda i: (metric.signed(vals[i].score), -i))  # type: ignore[union-attr]
+                branches.keep(best_i)
+                lr, (result, val) = lrs[best_i], outcomes[best_i]
+                assert val is not None
+                scores = [v.score for v in vals if v is not None]
                 rec.decide(
                     lr,
                     True,
                     f"best of {cfg.n_candidates} random lrs: {lr:.3g} "
                     f"(val {metric.format(val.score)})",
                     candidates=lrs,
-                    val_scores=[None if v is None else v.score for _, _, v in results],
+                    val_scores=[None if v is None else v.score for v in vals],
                 )
                 rec.end_epoch(
                     result,

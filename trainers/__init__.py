@@ -27,6 +27,14 @@ from trainers._optimizers import (
     make_optimizer,
     register_optimizer_family,
 )
+from trainers._population import (
+    Branches,
+    Members,
+    Population,
+    SequentialPopulation,
+    batching_obstacle,
+    make_population,
+)
 from trainers._schedules import (
     SCHEDULES,
     Constant,
@@ -50,6 +58,12 @@ from trainers._trainer import (
 )
 
 __all__ = [
+    "Branches",
+    "Members",
+    "Population",
+    "SequentialPopulation",
+    "batching_obstacle",
+    "make_population",
     "AUGMENTATIONS",
     "Augment",
     "LOSSES",

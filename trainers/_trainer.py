@@ -91,6 +91,13 @@ class Counters:
     def copy(self) -> Counters:
         return dataclasses.replace(self)
 
+    def add(self, other: Counters) -> None:
+        """Add ``other``'s work to this count (in place)."""
+        self.steps += other.steps
+        self.examples += other.examples
+        self.epochs += other.epochs
+        self.seconds += other.seconds
+
 
 class StepStats(NamedTuple):
     """One minibatch's contribution to the epoch's statistics, as device tensors.
@@ -247,6 +254,13 @@ class Trainer:
         metric: The score of a split: a name of ``trainers.METRICS``, a ``Metric`` (default:
             accuracy).
         augment: Augment every training minibatch on the device (``Augment``), or ``None``.
+        channels_last: Keep a conv net's weights and 4-d inputs in ``channels_last`` memory
+            format (the layout tensor cores want); ``None``: on CUDA when the model has a
+            ``Conv2d``.
+        compile: Run the model through ``torch.compile`` (once per trainer; torch reuses the
+            compiled code for clones of one architecture). Off by default: its cost is
+            seconds to minutes of compilation, which pays only on long runs on a GPU
+            (``benchmarks/gpu_check.sh`` measures both).
 
     Example:
         >>> import torch
@@ -274,6 +288,8 @@ class Trainer:
         loss: str | Loss | Callable[[Tensor, Tensor], Tensor] = "cross_entropy",
         metric: str | Metric = "accuracy",
         augment: Augment | None = None,
+        channels_last: bool | None = None,
+        compile: bool = False,
     ) -> None:
         check_range("Trainer", "batch_size", batch_size, 1, integer=True)
         check_range("Trainer", "eval_batch_size", eval_batch_size, 1, integer=True)
@@ -299,6 +315,25 @@ class Trainer:
         self.augment = augment
         if augment is not None:
             augment.check_input(self.data.input_shape)
+
+        if channels_last is None:
+            channels_last = self.device.type == "cuda" and any(
+                isinstance(m, nn.Conv2d) for m in self.model.modules()
+            )
+        if not isinstance(channels_last, bool) or not isinstance(compile, bool):
+            raise TypeError(
+                "Trainer: `channels_last` must be a bool or None and `compile` a bool, but got "
+                f"channels_last={channels_last!r}, compile={compile!r}."
+            )
+        #: Whether weights and 4-d inputs are in ``channels_last`` memory format.
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.compiled = compile
+        #: What the training and evaluation passes call: the model, or its compiled form.
+        self._forward: Callable[[Tensor], Tensor] = (
+            torch.compile(self.model) if compile else self.model  # type: ignore[assignment]
+        )
 
         self._params = [p for p in self.model.parameters()]
         self._buffers = [b for b in self.model.buffers()]
@@ -410,6 +445,8 @@ class Trainer:
             loss=self.loss,
             metric=self.metric,
             augment=self.augment,
+            channels_last=self.channels_last,
+            compile=self.compiled,
         )
 
     # =========================================================================================
@@ -437,7 +474,8 @@ class Trainer:
             for g in self.optimizer.param_groups:
                 g["lr"] = float(lr)
 
-        model, opt, groups = self.model, self.optimizer, self.optimizer.param_groups
+        model, opt, groups = self._forward, self.optimizer, self.optimizer.param_groups
+        cl = self.channels_last
         penalty, loss_fn, augment = self.penalty, self.loss, self.augment
         first_step = self.counters.steps
         lrs: list[float] = []
@@ -445,9 +483,7 @@ class Trainer:
         outputs = _EpochOutputs(self.data.num_train)
         start = time.perf_counter()
         with self._rng_scope():
-            perm = torch.randperm(
-                self.data.num_train, device=self.device, generator=self._data_rng
-            )
+            perm = self.epoch_order()
             for k, (x, y) in enumerate(self.data.train_batches(perm, self.batch_size)):
                 if lr_fn is not None:
                     value = float(lr_fn(first_step + k))
@@ -456,6 +492,8 @@ class Trainer:
                     lrs.append(value)
                 if augment is not None:
                     x = augment(x)
+                if cl and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 opt.zero_grad(set_to_none=True)
                 with self._autocast():
                     out = model(x)
@@ -491,9 +529,7 @@ class Trainer:
         augment = self.augment
         start = time.perf_counter()
         with self._rng_scope():
-            perm = torch.randperm(
-                self.data.num_train, device=self.device, generator=self._data_rng
-            )
+            perm = self.epoch_order()
             for x, y in self.data.train_batches(perm, self.batch_size):
                 if augment is not None:
                     x = augment(x)
@@ -501,6 +537,22 @@ class Trainer:
                 losses.append(stats.loss)
                 outputs.add(stats.outputs, y)
         return self._finish_epoch(losses, outputs, start)
+
+    def epoch_order(self) -> Tensor:
+        """Draw the next epoch's order of the training split (a permutation on the device)
+        from the data-order stream: what ``train_epoch`` and ``run_epoch`` do first. A batched
+        population draws each member's order with it, so the order is the one the member's
+        own ``train_epoch`` would have used."""
+        return torch.randperm(self.data.num_train, device=self.device, generator=self._data_rng)
+
+    def record_work(self, *, steps: int, examples: int, seconds: float) -> None:
+        """Count one epoch of work done on this trainer's weights elsewhere (a batched
+        population trained it): ``counters`` and ``spent`` advance as after ``train_epoch``."""
+        for c in (self.counters, self.spent):
+            c.steps += steps
+            c.examples += examples
+            c.epochs += 1
+            c.seconds += seconds
 
     def _finish_epoch(
         self, losses: list[Tensor], outputs: _EpochOutputs, start: float
@@ -518,11 +570,7 @@ class Trainer:
         mean_loss = float(loss_t.item())
         score = mean_loss if self.metric.fn is None else self.metric(*outputs.gathered())
         seconds = time.perf_counter() - start
-        for c in (self.counters, self.spent):
-            c.steps += steps
-            c.examples += n
-            c.epochs += 1
-            c.seconds += seconds
+        self.record_work(steps=steps, examples=n, seconds=seconds)
         return EpochResult(loss=mean_loss, score=score, steps=steps, examples=n, seconds=seconds)
 
     def forward_backward(self, x: Tensor, y: Tensor) -> StepStats:
@@ -537,7 +585,7 @@ class Trainer:
         """
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            out = self.model(x)
+            out = self._forward(self._input(x))
             loss = self.loss(out, y)
         loss.backward()
         if self.penalty is not None:
@@ -565,7 +613,7 @@ class Trainer:
             A 0-dim tensor on the device (no synchronisation).
         """
         with self._eval_mode(train_mode), self._autocast():
-            return self.loss(self.model(x), y)
+            return self.loss(self._forward(self._input(x)), y)
 
     @torch.no_grad()
     def error_on(self, x: Tensor, y: Tensor, *, train_mode: bool = False) -> Tensor:
@@ -580,7 +628,7 @@ class Trainer:
             raise ValueError("Trainer.error_on: the 0-1 error needs class labels.")
         with self._eval_mode(train_mode):
             with self._autocast():
-                wrong = self.model(x).argmax(1) != y
+                wrong = self._forward(self._input(x)).argmax(1) != y
             return wrong.float().mean()
 
     # =========================================================================================
@@ -600,7 +648,7 @@ class Trainer:
         with self._eval_mode():
             for x, y in self.data.eval_batches(split, self.eval_batch_size):
                 with self._autocast():
-                    out = self.model(x)
+                    out = self._forward(self._input(x))
                 loss_sum += self.loss.total(out, y)
                 outputs.add(out, y)
         loss = loss_sum.item() / n
@@ -616,7 +664,7 @@ class Trainer:
         """The model's outputs on a split, in order: an `n x ...` tensor."""
         with self._eval_mode():
             out = [
-                self.model(x).float()
+                self._forward(self._input(x)).float()
                 for x, _ in self.data.eval_batches(split, self.eval_batch_size)
             ]
         return torch.cat(out) if out else torch.empty(0, self.data.num_outputs)
@@ -737,6 +785,12 @@ class Trainer:
 
     def _group_hyperparameters(self) -> list[dict[str, Any]]:
         return [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+
+    def _input(self, x: Tensor) -> Tensor:
+        """A minibatch in the memory format the model's weights are in."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         """bf16 autocast on CUDA when asked for; otherwise a no-op context (cheaper per step

@@ -115,6 +115,9 @@ class HyperdynConfig:
         num_restarts: Restarts of the acquisition optimiser.
         raw_samples: Raw samples of the acquisition optimiser's initialisation.
         seed: Seeds Random-Start, the trend test's draws and the optimiser (with the task's seed).
+        batched: Train Random-Start's candidates and each epoch's branches as one batched
+            computation (``trainers.Branches``) when the architecture allows, else one after
+            another (logged once). The two agree to float rounding.
     """
 
     #: What each preset sets (a field given explicitly overrides its preset).
@@ -151,6 +154,7 @@ class HyperdynConfig:
     num_restarts: int = 8
     raw_samples: int = 128
     seed: int = 0
+    batched: bool = True
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -217,6 +221,7 @@ class HyperdynConfig:
         check_range(owner, "num_restarts", self.num_restarts, 1, integer=True)
         check_range(owner, "raw_samples", self.raw_samples, 1, integer=True)
         check_range(owner, "seed", self.seed, 0, integer=True)
+        check_choice(owner, "batched", self.batched, (True, False))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ from strategies._hyperdyn._space import Space, decode, encode, widen
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
 from strategies._util import finite_or_worst
 from strategies._util import format_hyperparameters as _fmt
-from trainers import EvalResult
+from trainers import Branches, EvalResult
 
 _LOSS_FLOOR = -1.0  # the loss outcome of a branch whose loss grew e-fold or broke
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
 
-    from trainers import EpochResult, Snapshot, Trainer
+    from trainers import EpochResult, Trainer
 
 
 class Hyperdyn(BaseStrategy):
@@ -135,8 +135,7 @@ class Hyperdyn(BaseStrategy):
         widened = [0, 0]  # how often the lr range's low / high bound moved out
         lost = 0  # epochs in a row the current lr lost clearly to a suggestion
         gp_state: dict[str, torch.Tensor] | None = None
-        start: Snapshot | None = None
-        branch_snaps: list[Snapshot | None] = [None] * (1 + cfg.q)
+        branches = Branches(trainer, max(cfg.n_random_start, 1 + cfg.q), batched=cfg.batched)
 
         with Recorder(self, trainer, budget, callbacks) as rec:
 
@@ -159,16 +158,13 @@ class Hyperdyn(BaseStrategy):
 
             if rec.resumed is None:
                 # ---------------- Random-Start (Algorithm 3): epoch 1 of the trajectory
-                start = trainer.snapshot()
                 before = trainer.evaluate() if self._needs_initial_score() else nan_eval()
+                xs = [rng.uniform(size=d).tolist() for _ in range(cfg.n_random_start)]
+                hps = [decode(x, space, cfg.hyperparameters) for x in xs]
+                trained = self._train_branches(branches, hps)
                 best: tuple[dict[str, float], EpochResult, EvalResult, float] | None = None
-                best_snap: Snapshot | None = None
-                for i in range(cfg.n_random_start):
-                    x = rng.uniform(size=d).tolist()
-                    hp = decode(x, space, cfg.hyperparameters)
-                    if i:
-                        trainer.restore(start)
-                    result, val = self._train(trainer, hp)
+                best_i = -1
+                for i, (x, hp, (result, val)) in enumerate(zip(xs, hps, trained)):
                     y = self._random_start_outcome(before, val)
                     H.append(hp)
                     X.append([*x, 0.0])
@@ -186,11 +182,10 @@ class Hyperdyn(BaseStrategy):
                         val_loss=val.loss,
                     )
                     if best is None or self._beats(val, y, best[2], best[3]):
-                        best = (hp, result, val, y)
-                        best_snap = trainer.snapshot(out=best_snap)
-                if best is None or best_snap is None:  # pragma: no cover - k >= 1 is validated
+                        best, best_i = (hp, result, val, y), i
+                if best is None:  # pragma: no cover - k >= 1 is validated
                     raise RuntimeError("Random-Start trained no candidate.")
-                trainer.restore(best_snap)
+                branches.keep(best_i)
                 eta, result, val = best[0], best[1], best[2]
                 self._apply(trainer, eta)
                 ys.append(metric.signed(val.score))
@@ -234,14 +229,7 @@ class Hyperdyn(BaseStrategy):
                 ]
 
                 # train every branch from one snapshot
-                start = trainer.snapshot(out=start)
-                outcomes: list[tuple[EpochResult, EvalResult]] = []
-                for j, hp in enumerate(candidates):
-                    if j:
-                        trainer.restore(start)
-                    outcomes.append(self._train(trainer, hp))
-                    if j < len(candidates) - 1:
-                        branch_snaps[j] = trainer.snapshot(out=branch_snaps[j])
+                outcomes = self._train_branches(branches, candidates)
                 ybranch = [self._outcome(kept_val, v) for _, v in outcomes]
                 for hp, y in zip(candidates, ybranch):
                     H.append(hp)
@@ -270,8 +258,7 @@ class Hyperdyn(BaseStrategy):
                         key=lambda j: (self._rank(outcomes[j][1]), -j),
                     )
                 lost = 0 if chosen else streak
-                if chosen != len(candidates) - 1:
-                    trainer.restore(branch_snaps[chosen])  # type: ignore[arg-type]
+                branches.keep(chosen)
                 eta = candidates[chosen]
                 self._apply(trainer, eta)
                 result, val = outcomes[chosen]
@@ -438,11 +425,16 @@ class Hyperdyn(BaseStrategy):
         if "beta1" in hp:
             trainer.set_hyperparameters(betas=(hp["beta1"], hp["beta2"]))
 
-    def _train(self, trainer: Trainer, hp: dict[str, float]) -> tuple[EpochResult, EvalResult]:
-        self._apply(trainer, hp)
-        result = trainer.train_epoch(hp["lr"])
-        val = trainer.evaluate() if not result.diverged else nan_eval()
-        return result, val
+    def _train_branches(
+        self, branches: Branches, candidates: list[dict[str, float]]
+    ) -> list[tuple[EpochResult, EvalResult]]:
+        """One epoch of each candidate's branch from the trainer's state (NaN scores for a
+        branch that diverged)."""
+        trained = branches.train(
+            [hp["lr"] for hp in candidates],
+            prepare=lambda branch, j: self._apply(branch, candidates[j]),
+        )
+        return [(result, nan_eval() if val is None else val) for result, val in trained]
 
     # ---------------------------------------------------------------- plots
 

@@ -124,6 +124,27 @@ def test_history_records_lineage_and_the_population_cost():
     assert len(decisions) == len(lineage)
 
 
+def test_batched_population_matches_members_trained_one_after_another(boring_data):
+    task = hpo.testing.boring_task(model="mlp", optimizer="momentum", epochs=4)
+    runs = {}
+    for batched in (False, True):
+        trainer = task.build_trainer(boring_data)
+        strategy = PBT(population=4, interval=1, lr_min=1e-3, lr_max=0.3, batched=batched)
+        runs[batched] = strategy.run(trainer, task.budget())
+    seq, bat = runs[False], runs[True]
+    key = lambda ev: (ev["epoch"], ev["member"], ev["source"])  # noqa: E731
+    assert [key(e) for e in bat.info["lineage"]] == [key(e) for e in seq.info["lineage"]]
+    for a, b in zip(seq.info["members"], bat.info["members"]):
+        assert b["lr"] == pytest.approx(a["lr"], rel=1e-12)
+    for a, b in zip(seq.records, bat.records):
+        assert b.val_score == pytest.approx(a.val_score, abs=1e-9)
+        assert b.train_loss == pytest.approx(a.train_loss, rel=1e-4)
+        assert (b.steps, b.spent_steps) == (a.steps, a.spent_steps)
+        for i in range(4):
+            name = f"member_{i}_val_acc"
+            assert b.metrics[name] == pytest.approx(a.metrics[name], abs=1e-9)
+
+
 def test_a_population_that_all_diverges_ends_the_run_without_a_warning():
     task = hpo.testing.boring_task(epochs=2)
     h = hpo.run(task, PBT(population=2, lr_min=1e8, lr_max=1e9), tracking=False)
@@ -163,3 +184,8 @@ def test_momentum_is_tuned_only_where_the_optimizer_has_it():
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PBT(**kwargs)
+
+
+def test_batched_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"PBTConfig.`batched` must be of type bool"):
+        PBT(batched=1)

@@ -314,3 +314,59 @@ def test_bf16_autocast_on_cuda():
     trainer = hpo.testing.boring_task(device="cuda", precision="bf16").build_trainer()
     result = trainer.train_epoch(0.01)
     assert math.isfinite(result.loss) and trainer.evaluate().score > 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# memory format and compilation
+# ---------------------------------------------------------------------------------------------
+
+
+def _image_task(**changes):
+    return hpo.testing.boring_task(dataset="digits", model="resnet20", train_size=200, **changes)
+
+
+def test_channels_last_trains_the_same_network_in_the_other_layout(device):
+    task = _image_task(optimizer="momentum", device=device, model_options={"width": 4})
+    data = task.load_data()
+    plain = _image_task(
+        optimizer="momentum", device=device, channels_last=False, model_options={"width": 4}
+    ).build_trainer(data)
+    last = _image_task(
+        optimizer="momentum", device=device, channels_last=True, model_options={"width": 4}
+    ).build_trainer(data)
+    conv = next(p for p in last.model.parameters() if p.dim() == 4)
+    assert last.channels_last and conv.is_contiguous(memory_format=torch.channels_last)
+    a, b = plain.train_epoch(0.05), last.train_epoch(0.05)
+    assert b.loss == pytest.approx(a.loss, rel=1e-4)
+    for p, q in zip(plain.model.parameters(), last.model.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-5)
+    assert last.evaluate().score == pytest.approx(plain.evaluate().score, abs=0.01)
+    clone = last.clone(seed=1)
+    assert clone.channels_last
+
+
+def test_channels_last_defaults_to_cuda_conv_nets_only(boring_data):
+    assert not hpo.testing.boring_task().build_trainer(boring_data).channels_last  # CPU
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"channels_last": "yes"}, "channels_last"), ({"compile": 1}, "compile")],
+)
+def test_bad_memory_format_and_compile_flags(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        hpo.testing.boring_task(**kwargs)
+
+
+@pytest.mark.slow  # compiles (tens of seconds, needs a C++ compiler on CPU)
+def test_compiled_model_trains_like_the_eager_one(boring_data):
+    eager = hpo.testing.boring_task(model="mlp").build_trainer(boring_data)
+    compiled = hpo.testing.boring_task(model="mlp", compile=True).build_trainer(boring_data)
+    assert compiled.compiled
+    a, b = eager.train_epoch(0.01), compiled.train_epoch(0.01)
+    assert b.loss == pytest.approx(a.loss, rel=1e-4)
+    assert compiled.evaluate().score == pytest.approx(eager.evaluate().score, abs=0.01)
+    snap = compiled.snapshot()
+    first = compiled.train_epoch(0.01)
+    compiled.restore(snap)
+    assert compiled.train_epoch(0.01).loss == first.loss  # restore works through the wrapper
