@@ -254,7 +254,7 @@ class Recorder:
             spent_examples=spent.examples,
             wall_time=self.elapsed,
             decisions=self._pending,
-            metrics=dict(metrics or {}),
+            metrics={**trainer.optimizer_signals(), **(metrics or {})},
         )
         self._pending = []
         h = self.history

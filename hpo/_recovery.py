@@ -103,7 +103,7 @@ def storage(
         >>> path = os.path.join(tempfile.mkdtemp(), "study.db")
         >>> study = optuna.create_study(
         ...     storage=hpo.storage(f"sqlite:///{path}", heartbeat_interval=10),
-        ...     direction="maximize")
+        ...     direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
         >>> obj = hpo.objective(hpo.testing.boring_task(epochs=1), Constant.suggest,
         ...                     tracking=False)
         >>> study.optimize(obj, n_trials=1)

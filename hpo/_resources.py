@@ -551,6 +551,14 @@ def _check_db_server(url: URL, flag: str, timeout: float) -> None:
         text = _one_line(reason)
         if url.password and len(str(url.password)) >= 3:
             text = text.replace(str(url.password), "***")
+        if "timeout" in text.lower() or "timed out" in text.lower():
+            # the driver's own connect timeout (set to ours above) can fire first
+            raise ResourceError(
+                flag,
+                shown,
+                f"the database server {where} of {shown} did not answer within {timeout:g} s "
+                f"({text})",
+            ) from err
         raise ResourceError(
             flag, shown, f"cannot connect to the database server {where} of {shown}: {text}"
         ) from err

@@ -82,7 +82,7 @@ SUITE: dict[str, BenchTask] = {
     )
 }
 
-#: ``--quick``: the suite's tasks at 8 epochs, 2 seeds (about 4 minutes on 2 CPU cores).
+#: ``--quick``: the suite's tasks at 8 epochs, 2 seeds (about 5 minutes on 2 CPU cores).
 QUICK_EPOCHS = 8
 QUICK_SEEDS = 2
 #: Rows run on every task unless ``strategies`` says otherwise, in table order.
@@ -94,15 +94,22 @@ DEFAULT_STRATEGIES = (
     "static-tpe",
     "random-search",
     "pbt",
+    "pb2",
     "hyperdyn",
     "hyperdyn-paper",
     "sgd-sa",
     "sgd-sa-paper",
     "distancing",
+    # what users reach for instead of tuning: the lr-free optimizers at their defaults
+    "prodigy",
+    "schedulefree-adamw",
+    "schedulefree-sgd",
+    "dadapt-adam",
+    "dadapt-sgd",
 )
 #: The online strategies at their defaults and the tuned baselines, for the "earning its
 #: keep" verdict (``BenchResult.keep``).
-ONLINE = ("random-search", "pbt", "hyperdyn", "sgd-sa", "epoch-bo")
+ONLINE = ("random-search", "pbt", "pb2", "hyperdyn", "sgd-sa", "epoch-bo")
 TUNED = ("constant-grid", "one-cycle-grid")
 #: The verdict compares the online strategies at this budget with the tuned grids at theirs.
 KEEP_BUDGET = 2.0
@@ -121,11 +128,12 @@ def bench_strategies() -> dict[str, Factory]:
         Constant,
         Distancing,
         Hyperdyn,
+        LrFree,
         RandomSearch,
         Schedule,
         Static,
     )
-    from trainers import DEFAULT_LRS
+    from trainers import DEFAULT_LRS, LR_FREE
 
     def grid(schedule: str) -> Factory:
         def make(task: Task) -> Strategy | None:
@@ -150,10 +158,24 @@ def bench_strategies() -> dict[str, Factory]:
         "static-tpe": lambda task: Static(sampler="tpe", n_trials=8),
         "random-search": lambda task: RandomSearch(),
         "pbt": lambda task: PBT(),
+        "pb2": lambda task: _pb2(),
         "hyperdyn": lambda task: Hyperdyn(),
         "hyperdyn-paper": lambda task: Hyperdyn(preset="paper"),
         "sgd-sa": lambda task: SGDSA(),
         # the paper's SGD-SA takes plain SGD steps; it refuses other optimizers
         "sgd-sa-paper": lambda task: SGDSA(preset="paper") if task.optimizer == "sgd" else None,
         "distancing": lambda task: Distancing(),
+        # the answers that promise no lr to choose: the task's optimizer replaced by one of
+        # them, trained at its package's defaults
+        **{name: _lr_free_row(LrFree, name) for name in LR_FREE},
     }
+
+
+def _pb2() -> Strategy:
+    from strategies import PB2
+
+    return PB2()  # type: ignore[no-any-return]
+
+
+def _lr_free_row(cls: type, name: str) -> Factory:
+    return lambda task: cls(optimizer=name)

@@ -166,10 +166,13 @@ class Task:
             check_range(owner, "weight_decay", self.weight_decay, 0.0)
         if self.momentum is not None:
             check_range(owner, "momentum", self.momentum, 0.0, 1.0, high_closed=False)
-            if self.optimizer not in ("momentum", "nesterov", "rmsprop"):
+            from trainers._optimizers import MOMENTUM_OPTIMIZERS
+
+            if self.optimizer not in MOMENTUM_OPTIMIZERS:
+                names = ", ".join(repr(n) for n in MOMENTUM_OPTIMIZERS)
                 raise ValueError(
-                    "Task.`momentum` applies to the optimizers 'momentum', 'nesterov' and "
-                    f"'rmsprop', but got optimizer={self.optimizer!r}."
+                    f"Task.`momentum` applies to the optimizers {names}, "
+                    f"but got optimizer={self.optimizer!r}."
                 )
         check_range(
             owner, "val_fraction", self.val_fraction, 0.0, MAX_VAL_FRACTION, low_closed=False

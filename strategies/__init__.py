@@ -28,8 +28,9 @@ from strategies._distancing import (
     DistancingConfig,
     ensemble_accuracy,
 )
+from strategies._lr_free import LrFree, LrFreeConfig
 from strategies._metropolis import MetropolisSampler
-from strategies._pbt import PBT, LineageEvent, PBTConfig
+from strategies._pbt import PBT, LineageEvent, PBTConfig, PopulationConfig
 from strategies._random_search import RandomSearch, RandomSearchConfig
 from strategies._registry import STRATEGIES, make_strategy
 from strategies._schedule import Schedule, ScheduleConfig
@@ -46,6 +47,7 @@ _LAZY = {
         name: "strategies._nos"
         for name in ("NOSEvaluation", "NOSEvaluationConfig", "NOSPruner", "NOSSampler")
     },
+    **{name: "strategies._pb2" for name in ("PB2", "PB2Config")},
 }
 
 
@@ -84,7 +86,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "PB2",
+    "PB2Config",
     "PBT",
+    "PopulationConfig",
     "STRATEGIES",
     "Constant",
     "ConstantConfig",
@@ -96,6 +101,8 @@ __all__ = [
     "Hyperdyn",
     "HyperdynConfig",
     "LineageEvent",
+    "LrFree",
+    "LrFreeConfig",
     "MetropolisSampler",
     "NOSEvaluation",
     "NOSEvaluationConfig",

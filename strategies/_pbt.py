@@ -40,6 +40,35 @@ class Member(Protocol):
         ...
 
 
+class Explorer(Protocol):
+    """Chooses an exploiting member's new hyperparameters from what the population has seen
+    (PB2's GP bandit); PBT itself perturbs at random and needs none."""
+
+    def observe(self, round_: int, scores: Sequence[float]) -> None:
+        """The members' scores at the end of a round (before exploit)."""
+        ...
+
+    def explore(
+        self, values: Mapping[str, float], source_score: float, rng: np.random.Generator
+    ) -> tuple[dict[str, float], tuple[str, ...]]:
+        """New values for a member that copied a source with ``values`` and ``source_score``."""
+        ...
+
+    def restart(
+        self, round_: int, hyperparameters: Sequence[Mapping[str, float]], scores: Sequence[float]
+    ) -> None:
+        """Each member's values and score as the next round starts (after exploit)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back what ``state_dict`` returned."""
+        ...
+
+
 @dataclass(frozen=True)
 class LineageEvent:
     """One exploit-and-explore step: ``member`` took ``source``'s state and new values."""
@@ -54,20 +83,17 @@ class LineageEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PBTConfig:
-    """Configuration of ``PBT``; defaults as Ray Tune's ``PopulationBasedTraining``.
+class PopulationConfig:
+    """What PBT and PB2 share: the population, its rhythm and what it tunes.
 
     Args:
         population: Members trained side by side, >= 2.
         interval: Epochs between exploit/explore steps, >= 1.
         quantile: Fraction of the population in the bottom (and top) group, in (0, 0.5].
             Ray Tune: 0.25; the lr-sweep seed describes 20 %.
-        resample_probability: Chance that explore redraws a hyperparameter from its initial
-            distribution instead of perturbing it, in [0, 1].
-        factors: Explore multiplies a hyperparameter by one of these, chosen uniformly.
         lr_min: Lower end of the log-uniform lr range, > 0.
         lr_max: Upper end, > ``lr_min``.
-        hyperparameters: What PBT tunes: ``lr`` and optionally ``momentum`` (optimizers that
+        hyperparameters: What is tuned: ``lr`` and optionally ``momentum`` (optimizers that
             have it: momentum, nesterov, rmsprop) and ``weight_decay``.
         seed: Seeds initial values, partners and perturbations (with the task's seed).
         batched: Train the members as one batched computation (``trainers.Population``) when
@@ -78,8 +104,6 @@ class PBTConfig:
     population: int = 8
     interval: int = 2
     quantile: float = 0.25  # Ray Tune's quantile_fraction
-    resample_probability: float = 0.25  # Ray Tune's resample_probability
-    factors: tuple[float, float] = (1.2, 0.8)  # Ray Tune's perturbation_factors
     lr_min: float = 1e-4
     lr_max: float = 1.0
     hyperparameters: tuple[str, ...] = ("lr",)
@@ -87,16 +111,10 @@ class PBTConfig:
     batched: bool = True
 
     def __post_init__(self) -> None:
-        owner = "PBTConfig"
+        owner = type(self).__name__
         check_range(owner, "population", self.population, 2, integer=True)
         check_range(owner, "interval", self.interval, 1, integer=True)
         check_range(owner, "quantile", self.quantile, 0.0, 0.5, low_closed=False)
-        check_range(owner, "resample_probability", self.resample_probability, 0.0, 1.0)
-        object.__setattr__(self, "factors", tuple(self.factors))
-        if not self.factors:
-            raise ValueError(f"{owner}.`factors` must not be empty.")
-        for f in self.factors:
-            check_range(owner, "factors", f, 0.0, low_closed=False)
         check_lr_bounds(owner, self.lr_min, self.lr_max)
         object.__setattr__(self, "hyperparameters", tuple(self.hyperparameters))
         if "lr" not in self.hyperparameters:
@@ -114,6 +132,32 @@ class PBTConfig:
             "weight_decay": (1e-6, 1e-2, True),
         }
         return {name: full[name] for name in self.hyperparameters}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PBTConfig(PopulationConfig):
+    """Configuration of ``PBT``; defaults as Ray Tune's ``PopulationBasedTraining``.
+
+    Args:
+        resample_probability: Chance that explore redraws a hyperparameter from its initial
+            distribution instead of perturbing it, in [0, 1].
+        factors: Explore multiplies a hyperparameter by one of these, chosen uniformly.
+        population, interval, quantile, lr_min, lr_max, hyperparameters, seed, batched: As in
+            ``PopulationConfig``.
+    """
+
+    resample_probability: float = 0.25  # Ray Tune's resample_probability
+    factors: tuple[float, float] = (1.2, 0.8)  # Ray Tune's perturbation_factors
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        owner = "PBTConfig"
+        check_range(owner, "resample_probability", self.resample_probability, 0.0, 1.0)
+        object.__setattr__(self, "factors", tuple(self.factors))
+        if not self.factors:
+            raise ValueError(f"{owner}.`factors` must not be empty.")
+        for f in self.factors:
+            check_range(owner, "factors", f, 0.0, low_closed=False)
 
 
 class PBT(BaseStrategy):
@@ -144,7 +188,7 @@ class PBT(BaseStrategy):
 
     name: ClassVar[str] = "pbt"
     config_class: ClassVar[type] = PBTConfig
-    config: PBTConfig
+    config: Any  # PBTConfig (a PopulationConfig in subclasses)
     checkpointing: ClassVar[bool] = True
 
     @classmethod
@@ -167,6 +211,7 @@ class PBT(BaseStrategy):
         space: Space,
         *,
         epoch: int = 0,
+        explorer: Explorer | None = None,
     ) -> list[LineageEvent]:
         """One PBT step over any members (the strategy's trainers or the paper's toy workers).
 
@@ -176,6 +221,8 @@ class PBT(BaseStrategy):
             rng: The random stream of partners and perturbations.
             space: The hyperparameters' ranges (explore's clip bounds and resampling law).
             epoch: Stamped on the lineage events.
+            explorer: Chooses each exploiting member's new values (PB2's GP bandit); ``None``:
+                PBT's random perturbation (``explore``).
 
         Returns:
             One event per member that exploited another.
@@ -191,7 +238,11 @@ class PBT(BaseStrategy):
         for loser in bottom:
             winner = int(rng.choice(top))
             members[loser].copy_from(members[winner])
-            values, resampled = self.explore(members[winner].hyperparameters(), rng, space)
+            source = members[winner].hyperparameters()
+            if explorer is None:
+                values, resampled = self.explore(source, rng, space)
+            else:
+                values, resampled = explorer.explore(source, safe[winner], rng)
             members[loser].set_hyperparameters(values)
             events.append(
                 LineageEvent(
@@ -213,6 +264,10 @@ class PBT(BaseStrategy):
                 factor = self.config.factors[int(rng.integers(len(self.config.factors)))]
                 out[name] = min(max(values[name] * factor, low), high)
         return out, tuple(resampled)
+
+    def make_explorer(self, space: Space) -> Explorer | None:
+        """The explore step's model for one run: none for PBT (random perturbation)."""
+        return None
 
     # ---------------------------------------------------------------- the strategy
 
@@ -238,6 +293,7 @@ class PBT(BaseStrategy):
             m.set_hyperparameters(
                 {n: _draw(rng, lo, hi, log) for n, (lo, hi, log) in space.items()}
             )
+        explorer = self.make_explorer(space)
 
         def spent() -> Counters:
             from trainers import Counters
@@ -261,6 +317,8 @@ class PBT(BaseStrategy):
                     t.load_state_dict(state)
                 epoch, lineage = saved["epoch"], list(saved["lineage"])
                 rec.trainer = trainers[saved["lead"]]
+                if explorer is not None:
+                    explorer.load_state_dict(saved["explorer"])
 
             def state() -> dict[str, Any]:
                 return {
@@ -269,6 +327,7 @@ class PBT(BaseStrategy):
                     "epoch": epoch,
                     "lineage": lineage,
                     "lead": trainers.index(rec.trainer),
+                    "explorer": None if explorer is None else explorer.state_dict(),
                 }
 
             while not rec.done:
@@ -299,7 +358,17 @@ class PBT(BaseStrategy):
                 if epoch % cfg.interval or rec.done:
                     rec.checkpoint(state)
                     continue
-                events = self.exploit_and_explore(members, ranks, rng, space, epoch=epoch)
+                round_ = epoch // cfg.interval
+                if explorer is not None:
+                    explorer.observe(round_, ranks)
+                events = self.exploit_and_explore(
+                    members, ranks, rng, space, epoch=epoch, explorer=explorer
+                )
+                if explorer is not None:  # a member that copied starts from its source's score
+                    after = list(ranks)
+                    for ev in events:
+                        after[ev.member] = ranks[ev.source]
+                    explorer.restart(round_, [m.hyperparameters() for m in members], after)
                 for ev in events:
                     # a copy would otherwise follow its source's data order from now on
                     trainers[ev.member].reseed(int(rng.integers(2**31 - 1)))

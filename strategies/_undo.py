@@ -37,6 +37,7 @@ class StepUndo:
             self.velocity_copy = [torch.zeros_like(p) for p in self.params]
         self.state: list[Tensor] = []
         self.state_copy: list[Tensor] = []
+        self.group_copy: list[dict[str, object]] = []
         self._state_ids: tuple[int, ...] = ()
         # the optimizer's state mapping at the last layout, and how many parameters had state
         self._laid_out_of: object = None
@@ -76,6 +77,12 @@ class StepUndo:
         self._layout_state()
         if self.state:
             torch._foreach_copy_(self.state_copy, self.state)
+        # the scalars some optimizers step in their param groups (Schedule-Free's step count
+        # and weight sum, Prodigy's and D-Adaptation's d): undone with the tensors
+        self.group_copy = [
+            {k: v for k, v in g.items() if k != "params" and not isinstance(v, Tensor)}
+            for g in self.trainer.optimizer.param_groups
+        ]
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -86,6 +93,8 @@ class StepUndo:
             torch._foreach_copy_(self.velocity, self.velocity_copy)
         if self.state:
             torch._foreach_copy_(self.state, self.state_copy)
+        for group, saved in zip(self.trainer.optimizer.param_groups, self.group_copy):
+            group.update(saved)
 
     @torch.no_grad()
     def momentum_step(self, lr: float, kind: str, mu: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from trainers._augment import AUGMENTATIONS, Augment
 from trainers._data import DATASETS, LOCAL_DATASETS, DataSplits, load_dataset, make_splits
+from trainers._lr_free import LR_FREE
 from trainers._metrics import (
     LOSSES,
     METRICS,
@@ -58,6 +59,7 @@ from trainers._trainer import (
 )
 
 __all__ = [
+    "LR_FREE",
     "Branches",
     "Members",
     "Population",

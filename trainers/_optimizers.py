@@ -13,6 +13,10 @@ adam       ``Adam(betas=(0.9, 0.999))``
 adamw      ``AdamW(weight_decay=0.01 unless given)``
 =========  ==========================================================================
 
+and the learning-rate-free optimizers from their packages (``trainers._lr_free``):
+``schedulefree-adamw``, ``schedulefree-sgd``, ``prodigy``, ``dadapt-adam``, ``dadapt-sgd``, at
+their documented defaults.
+
 ``foreach=True`` is passed wherever torch offers it: on CPU torch's default is the per-tensor
 loop (``foreach`` is only picked automatically on CUDA), and the batched path is faster even
 for small models (``benchmarks/trainer_throughput.py`` prints the difference).
@@ -27,6 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trainers._lr_free import LR_FREE, LR_FREE_LRS, WITH_MOMENTUM, build_lr_free
 from trainers._validation import check_range
 
 OPTIMIZERS: tuple[str, ...] = (
@@ -38,6 +43,7 @@ OPTIMIZERS: tuple[str, ...] = (
     "rmsprop",
     "adam",
     "adamw",
+    *LR_FREE,
 )
 
 # A good constant lr for each optimizer on the MNIST-1D CNN (batch 100), used when a strategy is
@@ -52,7 +58,19 @@ DEFAULT_LRS: dict[str, float] = {
     "rmsprop": 1e-2,
     "adam": 2e-2,
     "adamw": 2e-2,
+    **LR_FREE_LRS,  # their packages' defaults: "no tuning" means no tuning
 }
+
+
+#: The optimizers that take a ``momentum`` / ``betas``.
+MOMENTUM_OPTIMIZERS: tuple[str, ...] = ("momentum", "nesterov", "rmsprop", *WITH_MOMENTUM)
+BETAS_OPTIMIZERS: tuple[str, ...] = (
+    "adam",
+    "adamw",
+    "schedulefree-adamw",
+    "prodigy",
+    "dadapt-adam",
+)
 
 
 def build_optimizer(
@@ -74,8 +92,10 @@ def build_optimizer(
             lr of each step, so this is only where training starts.
         weight_decay: L2 penalty (decoupled for adamw), >= 0; ``None`` uses torch's default
             (0, and 0.01 for adamw).
-        momentum: Momentum of momentum/nesterov (default 0.9) or rmsprop (default 0), in [0, 1).
-        betas: Adam/AdamW's (beta1, beta2), each in [0, 1).
+        momentum: Momentum of momentum/nesterov (default 0.9), rmsprop (default 0) or the
+            lr-free schedulefree-sgd / dadapt-sgd (their defaults), in [0, 1).
+        betas: (beta1, beta2) of adam, adamw, schedulefree-adamw, prodigy, dadapt-adam, each
+            in [0, 1).
         foreach: Use torch's multi-tensor path (``None`` lets torch decide).
 
     Raises:
@@ -98,13 +118,19 @@ def build_optimizer(
     if betas is not None:
         for i, b in enumerate(betas):
             check_range("build_optimizer", f"betas[{i}]", b, 0.0, 1.0, high_closed=False)
-    if momentum is not None and name not in ("momentum", "nesterov", "rmsprop"):
+    if momentum is not None and name not in MOMENTUM_OPTIMIZERS:
         raise ValueError(
-            f"build_optimizer: `momentum` applies to momentum, nesterov and rmsprop, "
+            f"build_optimizer: `momentum` applies to {', '.join(MOMENTUM_OPTIMIZERS)}, "
             f"not to {name!r}."
         )
-    if betas is not None and name not in ("adam", "adamw"):
-        raise ValueError(f"build_optimizer: `betas` applies to adam and adamw, not to {name!r}.")
+    if betas is not None and name not in BETAS_OPTIMIZERS:
+        raise ValueError(
+            f"build_optimizer: `betas` applies to {', '.join(BETAS_OPTIMIZERS)}, not to {name!r}."
+        )
+    if name in LR_FREE:
+        return build_lr_free(
+            name, params, lr=lr, weight_decay=weight_decay, momentum=momentum, betas=betas
+        )
 
     opt = torch.optim
     common: dict[str, Any] = {"lr": lr, "foreach": foreach}

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from trainers._augment import Augment
 from trainers._data import DataSplits
+from trainers._lr_free import adapted_lr, has_modes
 from trainers._metrics import Loss, Metric, get_loss, get_metric
 from trainers._streaming import StreamingSplits
 from trainers._validation import check_choice, check_range
@@ -52,6 +53,10 @@ from trainers._validation import check_choice, check_range
 Splits = DataSplits | StreamingSplits
 
 LrArg = float | Callable[[int], float]
+
+#: Training minibatches that recompute BatchNorm's statistics at Schedule-Free's evaluation
+#: point (its authors use "a few"; 50 in their examples).
+BN_RECOMPUTE_BATCHES = 50
 
 
 class GradientPenalty(Protocol):
@@ -474,6 +479,7 @@ class Trainer:
             for g in self.optimizer.param_groups:
                 g["lr"] = float(lr)
 
+        self._optimizer_mode(train=True)
         model, opt, groups = self._forward, self.optimizer, self.optimizer.param_groups
         cl = self.channels_last
         penalty, loss_fn, augment = self.penalty, self.loss, self.augment
@@ -524,6 +530,7 @@ class Trainer:
         Returns:
             The epoch's mean loss and metric (from the returned stats) and its cost.
         """
+        self._optimizer_mode(train=True)
         losses: list[Tensor] = []
         outputs = _EpochOutputs(self.data.num_train)
         augment = self.augment
@@ -645,7 +652,7 @@ class Trainer:
             return EvalResult(math.nan, math.nan)
         loss_sum = torch.zeros((), device=self.device)
         outputs = _EpochOutputs(n)
-        with self._eval_mode():
+        with self._evaluation_point(), self._eval_mode():
             for x, y in self.data.eval_batches(split, self.eval_batch_size):
                 with self._autocast():
                     out = self._forward(self._input(x))
@@ -662,7 +669,7 @@ class Trainer:
     @torch.no_grad()
     def predict(self, split: str = "val") -> Tensor:
         """The model's outputs on a split, in order: an `n x ...` tensor."""
-        with self._eval_mode():
+        with self._evaluation_point(), self._eval_mode():
             out = [
                 self._forward(self._input(x)).float()
                 for x, _ in self.data.eval_batches(split, self.eval_batch_size)
@@ -785,6 +792,55 @@ class Trainer:
 
     def _group_hyperparameters(self) -> list[dict[str, Any]]:
         return [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+
+    def optimizer_signals(self) -> dict[str, float]:
+        """What the optimizer adapts on its own, for the epoch's log: ``d`` and
+        ``effective_lr`` (``d x lr``) of Prodigy and D-Adaptation; empty for the others."""
+        return adapted_lr(self.optimizer)
+
+    def _optimizer_mode(self, *, train: bool) -> None:
+        """Schedule-Free optimizers: ``train()`` before training steps, ``eval()`` before an
+        evaluation (a no-op for every other optimizer, and when already in that mode)."""
+        if has_modes(self.optimizer):
+            if train:
+                self.optimizer.train()  # type: ignore[attr-defined]
+            else:
+                self.optimizer.eval()  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
+    def _evaluation_point(self) -> Iterator[None]:
+        """The weights an evaluation scores: Schedule-Free's ``eval()`` point, with BatchNorm's
+        running statistics recomputed there (its authors' advice: they were gathered at the
+        training point) from up to ``BN_RECOMPUTE_BATCHES`` training minibatches in order, and
+        put back afterwards, so an evaluation leaves the training state as it was."""
+        self._optimizer_mode(train=False)
+        norms = [
+            m
+            for m in self.model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        ]
+        if not has_modes(self.optimizer) or not norms:
+            yield
+            return
+        saved = [(m, m.momentum, [b.clone() for b in m.buffers()]) for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches below
+        n = min(self.data.num_train, BN_RECOMPUTE_BATCHES * self.batch_size)
+        order = torch.arange(n, device=self.device)
+        try:
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.no_grad(), self._autocast(), torch.random.fork_rng(devices=devices):
+                for x, _ in self.data.train_batches(order, self.batch_size):
+                    self._forward(self._input(x))
+            for m, momentum, _ in saved:
+                m.momentum = momentum
+            yield
+        finally:
+            for m, momentum, buffers in saved:
+                m.momentum = momentum
+                for b, old in zip(m.buffers(), buffers):
+                    b.copy_(old)
 
     def _input(self, x: Tensor) -> Tensor:
         """A minibatch in the memory format the model's weights are in."""

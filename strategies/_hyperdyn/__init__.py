@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from strategies._hyperdyn._config import PRESETS, EpochBOConfig, HyperdynConfig
-from strategies._hyperdyn._kernel import TimeDecayKernel
+from strategies._hyperdyn._kernel import TimeDecayKernel, TimeVaryingKernel
 from strategies._hyperdyn._model import build_gp
 from strategies._hyperdyn._strategy import EpochBO, Hyperdyn
 from strategies._hyperdyn._trend import check_accuracy_trend, keep_log_probability
@@ -15,6 +15,7 @@ __all__ = [
     "HyperdynConfig",
     "PRESETS",
     "TimeDecayKernel",
+    "TimeVaryingKernel",
     "build_gp",
     "check_accuracy_trend",
     "keep_log_probability",

@@ -107,3 +107,66 @@ class TimeDecayKernel(Kernel):
         else:
             dist = (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs()  # `batch x n x m`
         return (beta / (dist + beta)).pow(alpha)
+
+
+class TimeVaryingKernel(Kernel):
+    r"""The time-varying kernel of PB2 (after Bogunovic et al., 2016): old observations count
+    less, geometrically.
+
+    .. math::
+        K_t(t_1, t_2) = (1 - \epsilon)^{|t_1 - t_2| / 2},
+
+    with :math:`\epsilon \in [10^{-5}, 0.5]` (Ray Tune's bounds) fitted with the GP, starting at
+    0.1 (Ray Tune's default). Multiplied with a kernel over the other inputs it is the
+    time-varying GP bandit's kernel: a function that drifts with :math:`\epsilon` per round.
+
+    Args:
+        epsilon: The initial :math:`\epsilon`.
+        time_scale: Rounds per unit of the input, > 0 (the input may be rescaled time).
+        **kwargs: ``Kernel`` arguments, typically ``active_dims=[d]`` (the time column).
+
+    Example:
+        >>> k = TimeVaryingKernel(epsilon=0.19)
+        >>> k(torch.tensor([[0.0], [2.0]])).to_dense()
+        tensor([[1.0000, 0.8100],
+                [0.8100, 1.0000]], grad_fn=<PowBackward1>)
+    """
+
+    has_lengthscale = False
+
+    def __init__(self, epsilon: float = 0.1, *, time_scale: float = 1.0, **kwargs: Any) -> None:
+        from gpytorch.constraints import Interval
+
+        super().__init__(**kwargs)
+        if not 1e-5 <= epsilon <= 0.5 or not time_scale > 0:
+            raise ValueError(
+                "TimeVaryingKernel: `epsilon` must be in [1e-5, 0.5] and `time_scale` > 0, but "
+                f"got epsilon={epsilon!r}, time_scale={time_scale!r}."
+            )
+        self.time_scale = float(time_scale)
+        constraint = Interval(1e-5, 0.5)
+        raw = constraint.inverse_transform(torch.tensor(float(epsilon)))
+        self.register_parameter("raw_epsilon", torch.nn.Parameter(raw))
+        self.register_constraint("raw_epsilon", constraint)
+
+    @property
+    def epsilon(self) -> Tensor:
+        return self.raw_epsilon_constraint.transform(self.raw_epsilon)
+
+    def forward(
+        self,
+        x1: Tensor,
+        x2: Tensor,
+        diag: bool = False,
+        last_dim_is_batch: bool = False,
+        **params: Any,
+    ) -> Tensor:
+        if last_dim_is_batch:
+            raise NotImplementedError("TimeVaryingKernel does not support last_dim_is_batch.")
+        t1 = x1[..., 0] * self.time_scale
+        t2 = x2[..., 0] * self.time_scale
+        if diag:
+            dist = (t1 - t2).abs()
+        else:
+            dist = (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs()
+        return (1 - self.epsilon.to(x1)).pow(dist / 2)

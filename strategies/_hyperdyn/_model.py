@@ -45,22 +45,29 @@ def build_gp(
     alpha: float = 1.0,
     beta: float = 0.5,
     learn_time_kernel: bool = False,
+    time_kernel: Any = None,
+    rbf: bool = False,
 ) -> Any:
-    r"""A ``SingleTaskGP`` with Hyperdyn's product kernel.
+    r"""A ``SingleTaskGP`` with a product kernel over (hyperparameters, time): Hyperdyn's, and
+    PB2's with ``time_kernel`` and ``rbf``.
 
     .. math::
         K((\eta_1, t_1), (\eta_2, t_2)) = s \cdot K_1(\eta_1, \eta_2)\,K_2(t_1, t_2),
 
-    :math:`K_1` a Matérn-5/2 with ARD over the hyperparameter dimensions (BoTorch's
-    dimension-scaled log-normal lengthscale prior), :math:`K_2` the ``TimeDecayKernel`` on the
-    epoch column, :math:`s` the ``ScaleKernel``'s output scale. Outcomes are standardised.
+    :math:`K_1` a Matérn-5/2 (``rbf``: squared-exponential) with ARD over the other dimensions
+    (BoTorch's dimension-scaled log-normal lengthscale prior), :math:`K_2` the time kernel on
+    the last column (default: ``TimeDecayKernel``), :math:`s` the ``ScaleKernel``'s output
+    scale. Outcomes are standardised.
 
     Args:
-        X: A `n x (d + 1)` tensor: ``d`` hyperparameters in [0, 1], then the epoch divided by
+        X: A `n x (d + 1)` tensor: ``d`` inputs in [0, 1], then the time divided by
             ``time_scale``.
-        Y: A `n x 1` tensor of outcomes (accuracy differences).
-        time_scale: Epochs per unit of the last column.
-        alpha, beta, learn_time_kernel: The time kernel's parameters.
+        Y: A `n x 1` tensor of outcomes.
+        time_scale: Epochs (rounds) per unit of the last column.
+        alpha, beta, learn_time_kernel: The ``TimeDecayKernel``'s parameters.
+        time_kernel: Another time kernel, built with ``active_dims=[d]`` (PB2's
+            ``TimeVaryingKernel``).
+        rbf: A squared-exponential :math:`K_1` instead of the Matérn-5/2.
 
     Returns:
         The (unfitted) model.
@@ -72,11 +79,13 @@ def build_gp(
 
     d = X.shape[-1] - 1
     k1 = get_covar_module_with_dim_scaled_prior(
-        ard_num_dims=d, use_rbf_kernel=False, active_dims=list(range(d))
+        ard_num_dims=d, use_rbf_kernel=rbf, active_dims=list(range(d))
     )
-    k2 = TimeDecayKernel(
-        alpha, beta, time_scale=time_scale, learnable=learn_time_kernel, active_dims=[d]
-    )
+    k2 = time_kernel
+    if k2 is None:
+        k2 = TimeDecayKernel(
+            alpha, beta, time_scale=time_scale, learnable=learn_time_kernel, active_dims=[d]
+        )
     covar = ScaleKernel(k1 * k2)
     return SingleTaskGP(X, Y, covar_module=covar, outcome_transform=Standardize(m=1))
 

@@ -53,10 +53,24 @@ def convnet_trainer(boring_data, optimizer: str = "sgd", dropout: float = 0.2):
 # ---------------------------------------------------------------------------------------------
 
 
+def group_scalars(trainer) -> dict:
+    return {
+        k: v
+        for k, v in trainer.optimizer.param_groups[0].items()
+        if k != "params" and not isinstance(v, torch.Tensor)
+    }
+
+
 @pytest.mark.parametrize("loss_mode", ["eval", "train"])
 @pytest.mark.parametrize(
     ("optimizer", "moves"),
-    [("sgd", "lr"), ("momentum", "lr"), ("adam", "lr"), ("sgd", "lr-momentum")],
+    [
+        ("sgd", "lr"),
+        ("momentum", "lr"),
+        ("adam", "lr"),
+        ("sgd", "lr-momentum"),
+        ("schedulefree-sgd", "lr"),  # steps scalars in its param group (k, weight_sum)
+    ],
 )
 def test_a_rejected_step_leaves_parameters_and_buffers_bit_identical(
     boring_data, loss_mode, optimizer, moves
@@ -69,11 +83,16 @@ def test_a_rejected_step_leaves_parameters_and_buffers_bit_identical(
     for i in range(5):
         before = model_state(trainer)
         opt_before = optimizer_state(trainer)
+        groups_before = group_scalars(trainer)
         step(x[10 * i :], y[10 * i :])
         assert sampler.accepted == 0, "an lr of 50 with T ~ 0 is always rejected"
         assert all(torch.equal(a, b) for a, b in zip(before, model_state(trainer)))
         opt_after = optimizer_state(trainer)
         assert all(torch.equal(opt_before[k], opt_after[k]) for k in opt_before)
+        after = group_scalars(trainer)
+        assert {k: v for k, v in after.items() if k != "lr"} == {
+            k: v for k, v in groups_before.items() if k != "lr"
+        }
 
 
 def test_an_accepted_train_mode_step_leaves_batchnorm_as_one_training_step_would(boring_data):

@@ -4,8 +4,20 @@ import pytest
 import torch
 
 from trainers import DEFAULT_LRS, OPTIMIZERS, build_optimizer
+from trainers._lr_free import has_modes
 
-FOREACH = {"sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"}
+FOREACH = {
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "schedulefree-adamw",
+    "schedulefree-sgd",
+}
 
 
 def quadratic_run(name: str, steps: int = 50) -> tuple[float, float]:
@@ -13,10 +25,14 @@ def quadratic_run(name: str, steps: int = 50) -> tuple[float, float]:
     w = torch.randn(10, requires_grad=True)
     opt = build_optimizer(name, [w], lr=DEFAULT_LRS[name])
     start = float((w.detach() ** 2).sum())
+    if has_modes(opt):  # Schedule-Free: steps in train mode, the result read in eval mode
+        opt.train()
     for _ in range(steps):
         opt.zero_grad()
         (w**2).sum().backward()
         opt.step()
+    if has_modes(opt):
+        opt.eval()
     return start, float((w.detach() ** 2).sum())
 
 
