@@ -32,6 +32,7 @@ from hpo._progress import SeriesProgress, wants_bars, write
 from hpo._suite import (
     DEFAULT_STRATEGIES,
     KEEP_BUDGET,
+    LR_FREE_ROWS,
     ONLINE,
     QUICK_EPOCHS,
     QUICK_SEEDS,
@@ -65,7 +66,8 @@ class BenchResult:
         summary: Per strategy: mean normalised score and mean rank at each budget, and on how
             many tasks it ran (``hpo._anytime.summarize_anytime``).
         keep: Per task: the best online strategy at 2x one run against the best tuned grid at
-            its full cost, and whether the online one earned its keep.
+            its full cost, and whether the online one earned its keep; and against the best
+            learning-rate-free optimizer at 1x (no tuning at all), where those rows ran.
         histories: Task -> label -> one History per seed.
         seconds: Wall time of the whole bench.
         figures: The plots (``anytime-<task>``, ``summary``).
@@ -100,7 +102,8 @@ class BenchResult:
             format_anytime(self.summary),
             "",
             f"== earning its keep: the best online strategy at {KEEP_BUDGET:g}x one run against "
-            "the best tuned grid at its full cost (normalised scores)",
+            "the best tuned grid at its full cost, and against the best learning-rate-free "
+            "optimizer at 1x (normalised scores)",
             _format_keep(self.keep),
         ]
         return "\n".join(out)
@@ -367,17 +370,32 @@ def _keep(scores: pd.DataFrame, budgets: Sequence[float]) -> pd.DataFrame:
             continue
         best_online = max(online, key=lambda s: online[s])
         best_tuned = max(tuned, key=lambda s: tuned[s])
+        # what a user gets with no tuning at all: the best lr-free optimizer at 1x
+        free = {s: means[(task, s, 1.0)] for s in LR_FREE_ROWS if (task, s, 1.0) in means.index}
+        best_free = max(free, key=lambda s: free[s]) if free else None
         rows[task] = {
             "online": best_online,
             "online_score": online[best_online],
             "tuned": best_tuned,
             "tuned_score": tuned[best_tuned],
             "earns": bool(online[best_online] >= tuned[best_tuned]),
+            "lr_free": best_free,
+            "lr_free_score": free[best_free] if best_free else float("nan"),
+            "beats_lr_free": bool(best_free and online[best_online] > free[best_free]),
         }
     df = pd.DataFrame.from_dict(
         rows,
         orient="index",
-        columns=["online", "online_score", "tuned", "tuned_score", "earns"],
+        columns=[
+            "online",
+            "online_score",
+            "tuned",
+            "tuned_score",
+            "earns",
+            "lr_free",
+            "lr_free_score",
+            "beats_lr_free",
+        ],
     )
     df.index.name = "task"
     df.attrs.update(online_budget=at, tuned_budget=full)
@@ -390,13 +408,25 @@ def _format_keep(keep: pd.DataFrame) -> str:
     at, full = keep.attrs.get("online_budget", KEEP_BUDGET), keep.attrs.get("tuned_budget")
     lines = []
     width = max(len(str(t)) for t in keep.index)
+    has_free = "lr_free" in keep and keep["lr_free"].notna().any()
     for task, row in keep.iterrows():
-        lines.append(
+        line = (
             f"{str(task).ljust(width)}  {row['online']} {row['online_score']:.2f} @{at:g}x  vs  "
             f"{row['tuned']} {row['tuned_score']:.2f} @{full:g}x  -> "
             + ("earns its keep" if row["earns"] else "does not")
         )
+        if has_free and isinstance(row["lr_free"], str):
+            line += f";  vs  {row['lr_free']} {row['lr_free_score']:.2f} @1x  -> " + (
+                "better" if row["beats_lr_free"] else "not better"
+            )
+        lines.append(line)
     lines.append(f"online earns its keep on {int(keep['earns'].sum())} of {len(keep)} tasks")
+    if has_free:
+        n_free = int(keep["lr_free"].notna().sum())
+        lines.append(
+            f"online at {at:g}x beats the best learning-rate-free optimizer at 1x (no tuning) on "
+            f"{int(keep['beats_lr_free'].sum())} of {n_free} tasks"
+        )
     return "\n".join(lines)
 
 

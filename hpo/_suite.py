@@ -111,6 +111,8 @@ DEFAULT_STRATEGIES = (
 #: keep" verdict (``BenchResult.keep``).
 ONLINE = ("random-search", "pbt", "pb2", "hyperdyn", "sgd-sa", "epoch-bo")
 TUNED = ("constant-grid", "one-cycle-grid")
+#: The learning-rate-free optimizers' rows: what a user gets with no tuning at all.
+LR_FREE_ROWS = ("prodigy", "schedulefree-adamw", "schedulefree-sgd", "dadapt-adam", "dadapt-sgd")
 #: The verdict compares the online strategies at this budget with the tuned grids at theirs.
 KEEP_BUDGET = 2.0
 GRID_POINTS = 5  # the tuned baselines' lr grid: default lr x 10^(-1, -1/2, 0, 1/2, 1)

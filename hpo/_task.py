@@ -581,7 +581,8 @@ def _describe(value: Any) -> str:
 
 
 def resolved_params(task: Task) -> dict[str, Any]:
-    """The task's params as they run: ``device`` resolved (``auto`` -> ``cpu`` or ``cuda``)."""
+    """The task's params as they run: ``device`` resolved (``auto`` -> ``cpu`` or ``cuda``), and
+    ``channels_last`` where that settles it (off on the CPU; on CUDA it depends on the model)."""
     from trainers import resolve_device
 
     params = task.to_params()
@@ -589,6 +590,8 @@ def resolved_params(task: Task) -> dict[str, Any]:
         params["device"] = str(resolve_device(task.device))
     except ValueError:  # CUDA asked for and absent: the runs will say so
         pass
+    if params.get("channels_last") is None and params["device"] == "cpu":
+        params["channels_last"] = False
     return params
 
 

@@ -7,6 +7,7 @@ nothing of strategies, Optuna or MLflow.
 from __future__ import annotations
 
 from trainers._augment import AUGMENTATIONS, Augment
+from trainers._branches import Branches
 from trainers._data import DATASETS, LOCAL_DATASETS, DataSplits, load_dataset, make_splits
 from trainers._lr_free import LR_FREE
 from trainers._metrics import (
@@ -29,7 +30,6 @@ from trainers._optimizers import (
     register_optimizer_family,
 )
 from trainers._population import (
-    Branches,
     Members,
     Population,
     SequentialPopulation,

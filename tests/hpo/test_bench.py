@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 import hpo
 from hpo._anytime import anytime_scores, best_within, summarize_anytime
-from hpo._bench import _keep
+from hpo._bench import _format_keep, _keep
 from hpo._cli import main
 from tests.hpo._histories import history
 
@@ -179,3 +179,34 @@ def test_bad_flags_give_one_line_and_exit_2(capsys, argv, message):
     code = main(["bench", *argv, "--no-tracking"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_verdict_also_compares_online_at_2x_with_the_lr_free_optimizers_at_1x():
+    rows = []
+    for strategy, budget, value in (
+        ("hyperdyn", 2.0, 0.92),
+        ("one-cycle-grid", 8.0, 0.96),
+        ("prodigy", 1.0, 0.95),
+        ("dadapt-sgd", 1.0, 0.10),
+        ("schedulefree-sgd", 1.0, 0.97),  # the best lr-free row
+        ("schedulefree-sgd", 2.0, 0.99),  # its score at 2x is not what a user paid
+    ):
+        rows.append(
+            {"task": "t", "strategy": strategy, "seed": 0, "budget": budget, "normalized": value}
+        )
+    keep = _keep(pd.DataFrame(rows), (1.0, 2.0, 4.0, 8.0))
+    row = keep.loc["t"]
+    assert (row["lr_free"], row["lr_free_score"]) == ("schedulefree-sgd", 0.97)
+    assert not row["beats_lr_free"]
+    text = _format_keep(keep)
+    assert "vs  schedulefree-sgd 0.97 @1x  -> not better" in text
+    assert "beats the best learning-rate-free optimizer at 1x (no tuning) on 0 of 1 tasks" in text
+
+
+def test_without_lr_free_rows_the_verdict_says_nothing_of_them():
+    rows = [
+        {"task": "t", "strategy": "hyperdyn", "seed": 0, "budget": 2.0, "normalized": 0.9},
+        {"task": "t", "strategy": "constant-grid", "seed": 0, "budget": 8.0, "normalized": 0.9},
+    ]
+    keep = _keep(pd.DataFrame(rows), (1.0, 2.0, 4.0, 8.0))
+    assert "learning-rate-free" not in _format_keep(keep)
