@@ -344,13 +344,7 @@ def _check_sqlite(url: URL, raw: str, flag: str, timeout: float, *, use: str) ->
     _check_folder(os.path.dirname(path), raw, flag, hint)
     if not os.path.exists(path):
         return
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(SQLITE_HEADER))
-    except OSError as err:
-        raise ResourceError(
-            flag, raw, f"{path} of {raw} cannot be read: {_one_line(err)}"
-        ) from err
+    head = _file_head(path, raw, flag)
     if not head:
         return  # SQLite turns an empty file into a database
     if head != SQLITE_HEADER:
@@ -415,13 +409,7 @@ def _check_journal(url: str, flag: str) -> None:
     _check_folder(os.path.dirname(full), url, flag, "")
     if not os.path.exists(full):
         return
-    try:
-        with open(full, "rb") as handle:
-            head = handle.read(len(SQLITE_HEADER))
-    except OSError as err:
-        raise ResourceError(
-            flag, url, f"{full} of {url} cannot be read: {_one_line(err)}"
-        ) from err
+    head = _file_head(full, url, flag)
     if head == SQLITE_HEADER:
         raise ResourceError(
             flag,
@@ -457,6 +445,17 @@ def _looks_like_journal(path: str, lines: int = 3) -> bool:
     except OSError:
         return False
     return True
+
+
+def _file_head(path: str, shown: str, flag: str) -> bytes:
+    """The first bytes of ``path`` (as many as a SQLite header), or a ``ResourceError``."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER))
+    except OSError as err:
+        raise ResourceError(
+            flag, shown, f"{path} of {shown} cannot be read: {_one_line(err)}"
+        ) from err
 
 
 def _check_folder(folder: str, raw: str, flag: str, hint: str) -> None:

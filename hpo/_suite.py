@@ -125,6 +125,7 @@ def bench_strategies() -> dict[str, Factory]:
     Any registered strategy name (``strategies.STRATEGIES``) is a row too, at its defaults.
     """
     from strategies import (
+        PB2,
         PBT,
         SGDSA,
         Constant,
@@ -160,7 +161,7 @@ def bench_strategies() -> dict[str, Factory]:
         "static-tpe": lambda task: Static(sampler="tpe", n_trials=8),
         "random-search": lambda task: RandomSearch(),
         "pbt": lambda task: PBT(),
-        "pb2": lambda task: _pb2(),
+        "pb2": lambda task: PB2(),
         "hyperdyn": lambda task: Hyperdyn(),
         "hyperdyn-paper": lambda task: Hyperdyn(preset="paper"),
         "sgd-sa": lambda task: SGDSA(),
@@ -169,15 +170,5 @@ def bench_strategies() -> dict[str, Factory]:
         "distancing": lambda task: Distancing(),
         # the answers that promise no lr to choose: the task's optimizer replaced by one of
         # them, trained at its package's defaults
-        **{name: _lr_free_row(LrFree, name) for name in LR_FREE},
+        **{name: (lambda task, name=name: LrFree(optimizer=name)) for name in LR_FREE},
     }
-
-
-def _pb2() -> Strategy:
-    from strategies import PB2
-
-    return PB2()  # type: ignore[no-any-return]
-
-
-def _lr_free_row(cls: type, name: str) -> Factory:
-    return lambda task: cls(optimizer=name)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from hpo._validation import check_range
+from strategies._hyperdyn._space import decode, encode
 from strategies._pbt import PBT, PopulationConfig, Space
 
 if TYPE_CHECKING:
@@ -121,8 +122,8 @@ class GPBandit:
 
     def __init__(self, config: PB2Config, space: Space) -> None:
         self.config = config
-        self.space = dict(space)
         self.names = list(space)
+        self.bounds = [space[n] for n in self.names]  # Hyperdyn's ``Space`` layout
         self.rows: list[list[float]] = []  # [r, h in the unit cube..., round, y]
         self.baselines: list[tuple[int, list[float], float] | None] = []  # round, h, r
         self.pending: list[list[float]] = []  # this round's choices (GP-BUCB)
@@ -148,7 +149,8 @@ class GPBandit:
     ) -> None:
         """The values and scores the members start the next round from."""
         self.baselines = [
-            (round_, self._unit(h), float(s)) for h, s in zip(hyperparameters, scores)
+            (round_, [min(max(u, 0.0), 1.0) for u in encode(h, self.bounds, self.names)], float(s))
+            for h, s in zip(hyperparameters, scores)
         ]
 
     # ------------------------------------------------------------------ the choice
@@ -166,7 +168,7 @@ class GPBandit:
             unit = self._ucb_choice(source_score, int(rng.integers(2**31 - 1)))
             resampled = ()
         self.pending.append(unit)
-        out.update(self._values(unit))
+        out.update(decode(unit, self.bounds, self.names))
         return out, resampled
 
     def _ucb_choice(self, source_score: float, seed: int) -> list[float]:
@@ -253,32 +255,6 @@ class GPBandit:
                 yp = model.posterior(Xp).mean  # any values: the variance does not depend on them
             spread = model.condition_on_observations(Xp, yp)
         return model, spread, fixed
-
-    # ------------------------------------------------------------------ the unit cube
-
-    def _unit(self, values: Mapping[str, float]) -> list[float]:
-        out = []
-        for name in self.names:
-            lo, hi, log = self.space[name]
-            v = min(max(float(values[name]), lo), hi)
-            out.append(
-                (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
-                if log
-                else (v - lo) / (hi - lo)
-            )
-        return out
-
-    def _values(self, unit: Sequence[float]) -> dict[str, float]:
-        out = {}
-        for name, u in zip(self.names, unit):
-            lo, hi, log = self.space[name]
-            u = min(max(float(u), 0.0), 1.0)
-            out[name] = (
-                math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
-                if log
-                else lo + u * (hi - lo)
-            )
-        return out
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -46,7 +46,7 @@ from torch.func import vmap
 
 from trainers._batched import FlatUpdate, batched_forward, member_losses
 from trainers._data import DataSplits
-from trainers._trainer import EpochResult, EvalResult, Trainer
+from trainers._trainer import EpochResult, EvalResult, Trainer, epoch_mean_loss
 
 _logger = logging.getLogger(__name__)
 
@@ -188,11 +188,10 @@ class Population:
         targets = data.y_train[perms]  # K x n
         losses = torch.empty(k, steps, device=perms.device)
         outputs: Tensor | None = None
-        amp = t0.precision == "bf16" and t0.device.type == "cuda"
         for j in range(steps):
             rows = slice(j * bs, (j + 1) * bs)
             flat.grad = None
-            with torch.autocast(t0.device.type, dtype=torch.bfloat16, enabled=amp):
+            with t0._autocast():  # the members' precision (bf16 on CUDA when asked)
                 out = self._forward(
                     self._views(flat), buffers, data.x_train[perms[:, rows]], True, False
                 )
@@ -211,12 +210,7 @@ class Population:
             self._scatter_params(flat.detach())
             self._scatter_buffers(buffers)
             self._scatter_state(state)
-        if n % bs:  # the last minibatch is short: weight each mean loss by its batch size
-            weights = torch.full((steps,), float(bs), device=losses.device)
-            weights[-1] = n - bs * (steps - 1)
-            mean_losses = ((losses.float() * weights).sum(1) / n).tolist()
-        else:
-            mean_losses = losses.float().mean(1).tolist()
+        mean_losses = epoch_mean_loss(losses, n, bs).tolist()
         seconds = (time.perf_counter() - start) / k
         results = []
         for i, t in enumerate(trainers):
@@ -252,10 +246,9 @@ class Population:
         total = vmap(t0.loss.total, in_dims=(0, None))
         loss_sum = torch.zeros(len(trainers), device=data.device)
         outputs: Tensor | None = None
-        amp = t0.precision == "bf16" and t0.device.type == "cuda"
         i = 0
         for x, y in data.eval_batches(split, t0.eval_batch_size):
-            with torch.autocast(t0.device.type, dtype=torch.bfloat16, enabled=amp):
+            with t0._autocast():  # the members' precision (bf16 on CUDA when asked)
                 out = self._forward(params, buffers, x, False, True)
             loss_sum += total(out, y)
             if outputs is None:

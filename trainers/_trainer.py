@@ -567,14 +567,7 @@ class Trainer:
         """Reduce the epoch's per-step statistics (one synchronisation) and count the work."""
         n, bs = self.data.num_train, self.batch_size
         steps = len(losses)
-        stacked = torch.stack(losses).float()
-        if n % bs:  # the last minibatch is short: weight each mean loss by its batch size
-            weights = torch.full((steps,), float(bs), device=stacked.device)
-            weights[-1] = n - bs * (steps - 1)
-            loss_t = (stacked * weights).sum() / n
-        else:
-            loss_t = stacked.mean()
-        mean_loss = float(loss_t.item())
+        mean_loss = float(epoch_mean_loss(torch.stack(losses), n, bs).item())
         score = mean_loss if self.metric.fn is None else self.metric(*outputs.gathered())
         seconds = time.perf_counter() - start
         self.record_work(steps=steps, examples=n, seconds=seconds)
@@ -813,13 +806,16 @@ class Trainer:
         running statistics recomputed there (its authors' advice: they were gathered at the
         training point) from up to ``BN_RECOMPUTE_BATCHES`` training minibatches in order, and
         put back afterwards, so an evaluation leaves the training state as it was."""
+        if not has_modes(self.optimizer):  # every optimizer but Schedule-Free: nothing to do
+            yield
+            return
         self._optimizer_mode(train=False)
         norms = [
             m
             for m in self.model.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
         ]
-        if not has_modes(self.optimizer) or not norms:
+        if not norms:
             yield
             return
         saved = [(m, m.momentum, [b.clone() for b in m.buffers()]) for m in norms]
@@ -961,6 +957,18 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def epoch_mean_loss(losses: Tensor, n: int, batch_size: int) -> Tensor:
+    """The epoch's mean loss per example from its minibatches' mean losses (`... x steps`;
+    the last minibatch may be short, so each is weighted by its size): a `...` tensor."""
+    losses = losses.float()
+    steps = losses.shape[-1]
+    if n % batch_size == 0:
+        return losses.mean(-1)
+    weights = torch.full((steps,), float(batch_size), device=losses.device)
+    weights[-1] = n - batch_size * (steps - 1)
+    return (losses * weights).sum(-1) / n
 
 
 def _class_name(obj: object) -> str:

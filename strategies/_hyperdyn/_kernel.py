@@ -98,15 +98,9 @@ class TimeDecayKernel(Kernel):
     ) -> Tensor:
         if last_dim_is_batch:
             raise NotImplementedError("TimeDecayKernel does not support last_dim_is_batch.")
-        t1 = x1[..., 0] * self.time_scale  # `batch x n`
-        t2 = x2[..., 0] * self.time_scale  # `batch x m`
+        dist = _time_distance(x1, x2, self.time_scale, diag)
         beta = self.beta.to(x1)
-        alpha = self.alpha.to(x1)
-        if diag:
-            dist = (t1 - t2).abs()  # `batch x n`
-        else:
-            dist = (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs()  # `batch x n x m`
-        return (beta / (dist + beta)).pow(alpha)
+        return (beta / (dist + beta)).pow(self.alpha.to(x1))
 
 
 class TimeVaryingKernel(Kernel):
@@ -163,10 +157,15 @@ class TimeVaryingKernel(Kernel):
     ) -> Tensor:
         if last_dim_is_batch:
             raise NotImplementedError("TimeVaryingKernel does not support last_dim_is_batch.")
-        t1 = x1[..., 0] * self.time_scale
-        t2 = x2[..., 0] * self.time_scale
-        if diag:
-            dist = (t1 - t2).abs()
-        else:
-            dist = (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs()
+        dist = _time_distance(x1, x2, self.time_scale, diag)
         return (1 - self.epsilon.to(x1)).pow(dist / 2)
+
+
+def _time_distance(x1: Tensor, x2: Tensor, time_scale: float, diag: bool) -> Tensor:
+    """``|t1 - t2|`` in epochs (rounds) of the time columns: `batch x n x m` (`batch x n` with
+    ``diag``)."""
+    t1 = x1[..., 0] * time_scale  # `batch x n`
+    t2 = x2[..., 0] * time_scale  # `batch x m`
+    if diag:
+        return (t1 - t2).abs()
+    return (t1.unsqueeze(-1) - t2.unsqueeze(-2)).abs()
